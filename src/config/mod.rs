@@ -1,0 +1,220 @@
+//! Configuration: figment layers (defaults < TOML < environment), raw serde
+//! structs, and one validate step that yields the typed `Config` or every
+//! problem at once, each naming its key. Nothing downstream re-checks.
+
+mod env;
+mod raw;
+mod render;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use http::uri::{Authority, Scheme};
+
+pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
+pub use raw::{RawConfig, RawRoute, RawUpstream};
+pub use render::render_effective;
+pub use secret::{Secret, REDACTED};
+pub use validate::validate;
+
+/// Every problem found in a config, one line each, `key: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
+    /// Inbound: how long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
+    pub log: String,
+    pub log_format: LogFormat,
+    /// Configured upstreams (those with a URL), by name.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Every route, built-in and from the file, including routes whose
+    /// upstream is not configured (they answer 404 naming it).
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// The URL's own path without a trailing `/` (`""` for none).
+    pub base_path: String,
+    /// `None` when `basic_auth = false`.
+    pub credentials: Option<Credentials>,
+    /// X-Scope-OrgID to send; `None` sends none.
+    pub tenant: Option<String>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Extra trusted CA for this upstream, read and parsed at load time.
+    pub ca: Option<CaFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub token: Secret,
+}
+
+impl Upstream {
+    /// The base URL for display (never holds a secret: userinfo is rejected).
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: String,
+    pub upstream: String,
+    /// Replaces the matched prefix; `""` drops it.
+    pub rewrite: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8085";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The built-in routes: (prefix, upstream, rewrite).
+pub const BUILTIN_ROUTES: &[(&str, &str, &str)] = &[
+    ("/api/prom", "prometheus", "/api/prom"),
+    ("/prometheus", "prometheus", "/api/prom"),
+    ("/loki", "loki", "/loki"),
+    ("/tempo", "tempo", "/tempo"),
+    ("/otlp", "otlp", "/otlp"),
+    ("/alertmanager", "alertmanager", "/alertmanager"),
+    ("/api/v1/alerts", "alertmanager", "/api/v1/alerts"),
+    (
+        "/opentelemetry.proto.collector.trace.v1.TraceService",
+        "tempo_grpc",
+        "/opentelemetry.proto.collector.trace.v1.TraceService",
+    ),
+];
+
+/// Load from an optional TOML file and the process environment, then validate.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load_from(path, std::env::vars())
+}
+
+/// Load from an optional TOML file and the given environment, then validate.
+pub fn load_from<I>(path: Option<&Path>, vars: I) -> Result<Config, ConfigErrors>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let file = match path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                return Err(ConfigErrors(vec![format!(
+                    "config file {}: {}",
+                    p.display(),
+                    e.kind()
+                )]))
+            }
+        },
+        None => None,
+    };
+    let raw = layer(file.as_deref(), vars)?;
+    validate(raw)
+}
+
+/// Merge the layers into the raw config. Errors name the key and the
+/// source, never the offending value (it could be a secret).
+pub fn layer<I>(toml: Option<&str>, vars: I) -> Result<RawConfig, ConfigErrors>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let mut figment = Figment::new();
+    let mut names: Vec<String> = BUILTIN_UPSTREAMS.iter().map(|s| s.to_string()).collect();
+    if let Some(text) = toml {
+        let file = Figment::from(Toml::string(text));
+        if let Ok(ups) = file.extract_inner::<BTreeMap<String, toml::Value>>("upstreams") {
+            for k in ups.into_keys() {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
+        }
+        figment = figment.merge(Toml::string(text));
+    }
+    figment = figment.merge(EnvLayer::from_vars(vars, &names));
+    figment
+        .extract::<RawConfig>()
+        .map_err(|e| ConfigErrors(e.into_iter().map(|e| describe_figment(&e)).collect()))
+}
+
+fn describe_figment(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let mut key = e.path.join(".");
+    let what = match &e.kind {
+        Kind::Message(m) => sanitize_message(m),
+        Kind::InvalidType(_, expected) => format!("invalid type: expected {expected}"),
+        Kind::InvalidValue(_, expected) => format!("invalid value: expected {expected}"),
+        Kind::InvalidLength(_, expected) => format!("invalid length: expected {expected}"),
+        Kind::UnknownVariant(_, _) => "unknown variant".to_string(),
+        Kind::UnknownField(field, _) => {
+            if e.path.last().map(String::as_str) != Some(field.as_ref()) {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(field);
+            }
+            "unknown key".to_string()
+        }
+        Kind::MissingField(field) => {
+            if e.path.last().map(String::as_str) != Some(field.as_ref()) {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(field);
+            }
+            "missing".to_string()
+        }
+        Kind::DuplicateField(field) => format!("duplicate key {field}"),
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "number out of range".to_string(),
+        Kind::Unsupported(_) | Kind::UnsupportedKey(_, _) => "unsupported value".to_string(),
+    };
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("config{source}: {what}")
+    } else {
+        format!("{key}{source}: {what}")
+    }
+}
+
+/// TOML parse errors quote the offending line, which may hold a token:
+/// keep only the first line (position and kind).
+fn sanitize_message(m: &str) -> String {
+    m.lines().next().unwrap_or("invalid").to_string()
+}

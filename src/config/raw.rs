@@ -1,0 +1,68 @@
+//! The config as written: serde structs for the TOML file and the environment
+//! layer, unknown keys rejected. Nothing here is checked beyond its type;
+//! `validate` turns it into the typed `Config`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+use super::secret::Secret;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    pub shutdown_delay: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub log: Option<String>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub user: Option<String>,
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub tenant: Option<String>,
+    pub basic_auth: Option<bool>,
+    pub timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub upstream: String,
+    pub rewrite: Option<String>,
+}
+
+/// Grafana Cloud user IDs are numbers; `user = 2668285` should work as well
+/// as `user = "2668285"`.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StrOrNum {
+        S(String),
+        U(u64),
+        I(i64),
+    }
+    Ok(Option::<StrOrNum>::deserialize(d)?.map(|v| match v {
+        StrOrNum::S(s) => s,
+        StrOrNum::U(n) => n.to_string(),
+        StrOrNum::I(n) => n.to_string(),
+    }))
+}

@@ -1,0 +1,18 @@
+//! lgtm-proxy: a credential-injecting reverse proxy in front of a Grafana
+//! Cloud (or self-hosted) LGTM stack. See ARCHITECTURE.md for the diagrams
+//! and the code anchors.
+//!
+//! A request flows `server` (accept, tower stack) -> `app` (own endpoints,
+//! target checks, route) -> `proxy::forward` (headers, pooled client,
+//! streaming bodies), with `config` validated before any of it starts.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+
+pub use app::App;

@@ -1,0 +1,94 @@
+//! The `lgtm-proxy` binary: CLI, config load and validation before the
+//! runtime starts, then serve. Exit codes: 0 clean, 78 invalid config
+//! (EX_CONFIG), 1 runtime failure (e.g. the listen address is taken).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use lgtm_proxy::{config, server, telemetry, App};
+
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "lgtm-proxy",
+    version,
+    about = "Credential-injecting reverse proxy for Grafana Cloud LGTM"
+)]
+struct Cli {
+    /// TOML config file. Without it no file is read: env alone is enough.
+    #[arg(long, global = true, env = "LGTM_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and validate the config, then serve (the default).
+    Serve,
+    /// Load and validate the config, print it (secrets redacted), exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("lgtm-proxy: invalid config:");
+            for line in &errors.0 {
+                eprintln!("  {line}");
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            print!("{}", config::render_effective(&cfg));
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(cfg),
+    }
+}
+
+fn serve(cfg: config::Config) -> ExitCode {
+    // tokio reads TOKIO_WORKER_THREADS itself.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        telemetry::logging::init(&cfg.log, cfg.log_format);
+        let app = Arc::new(App::new(&cfg));
+        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %cfg.listen, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            upstreams = ?cfg.upstreams.keys().collect::<Vec<_>>(),
+            clients = app.client_count(),
+            "lgtm-proxy starting"
+        );
+        match server::run(&cfg, app, listener).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

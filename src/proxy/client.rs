@@ -1,0 +1,112 @@
+//! hyper-util clients, built at config load and never per request: one per
+//! distinct transport need (extra CA, connect timeout), shared by every
+//! upstream that has the same need. rustls with webpki roots, ALPN
+//! h2/http1.1 for https, plain HTTP/1.1 for http, pooled keep-alive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+
+use super::body::Metered;
+use super::egress::Egress;
+use crate::config::Upstream;
+
+pub type HttpClient = Client<HttpsConnector<Egress>, Metered<Incoming>>;
+
+/// How long an idle pooled connection is kept. Below the 120-350 s idle
+/// cut-offs of common cloud load balancers, so we close first.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(PartialEq, Eq)]
+struct TransportKey {
+    ca_file: Option<std::path::PathBuf>,
+    connect_timeout: Duration,
+}
+
+pub struct ClientSet {
+    proxies: Arc<Matcher>,
+    built: Vec<(TransportKey, HttpClient)>,
+}
+
+impl ClientSet {
+    /// Egress proxy settings are read from the environment here, once.
+    pub fn new() -> Self {
+        ClientSet {
+            proxies: Arc::new(Matcher::from_env()),
+            built: Vec::new(),
+        }
+    }
+
+    /// The client for an upstream's transport needs, built on first use.
+    pub fn client_for(&mut self, up: &Upstream) -> HttpClient {
+        let key = TransportKey {
+            ca_file: up.ca.as_ref().map(|ca| ca.path.clone()),
+            connect_timeout: up.connect_timeout,
+        };
+        if let Some((_, c)) = self.built.iter().find(|(k, _)| *k == key) {
+            return c.clone();
+        }
+        let client = build(up, &self.proxies);
+        self.built.push((key, client.clone()));
+        client
+    }
+
+    /// How many distinct clients exist (one per transport need).
+    pub fn len(&self) -> usize {
+        self.built.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.built.is_empty()
+    }
+}
+
+impl Default for ClientSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn build(up: &Upstream, proxies: &Arc<Matcher>) -> HttpClient {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca) = &up.ca {
+        // Certificates were parsed at config load; a cert rustls refuses
+        // here was reported there too.
+        roots.add_parsable_certificates(ca.certs.iter().cloned());
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(up.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(Egress::new(http, proxies.clone()));
+
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(https)
+}

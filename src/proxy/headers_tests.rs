@@ -1,0 +1,140 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use super::*;
+use crate::config::{load_from, Secret};
+use crate::proxy::target::basic_auth;
+use crate::proxy::ClientSet;
+use crate::telemetry::Metrics;
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+#[test]
+fn hop_by_hop_headers_go_in_any_case_with_those_connection_names() {
+    let mut h = map(&[
+        ("Connection", "Keep-Alive, X-Custom-Hop"),
+        ("connection", "x-other-hop"),
+        ("KEEP-ALIVE", "timeout=5"),
+        ("X-Custom-Hop", "1"),
+        ("x-other-hop", "2"),
+        ("Proxy-Connection", "keep-alive"),
+        ("Proxy-Authorization", "Basic cHJveHk6cHc="),
+        ("Proxy-Authenticate", "Basic"),
+        ("Transfer-Encoding", "chunked"),
+        ("Upgrade", "websocket"),
+        ("Trailer", "grpc-status"),
+        ("TE", "gzip"),
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ]);
+    strip_hop_by_hop(&mut h);
+    let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        [
+            "content-encoding",
+            "content-type",
+            "x-prometheus-remote-write-version"
+        ]
+    );
+}
+
+#[test]
+fn te_trailers_survives_alone() {
+    let mut h = map(&[("te", "gzip, Trailers;q=1")]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.get("te").unwrap(), "trailers");
+    let mut h = map(&[("te", "deflate")]);
+    strip_hop_by_hop(&mut h);
+    assert!(h.get("te").is_none());
+}
+
+fn target() -> Arc<Target> {
+    let cfg = load_from(
+        None,
+        [
+            (
+                "LGTM_LOKI_URL".to_string(),
+                "https://logs.example.net".to_string(),
+            ),
+            ("LGTM_LOKI_USER".to_string(), "1329819".to_string()),
+            ("LGTM_TOKEN".to_string(), "glc_token_value".to_string()),
+        ],
+    )
+    .unwrap();
+    let up = &cfg.upstreams["loki"];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let client = ClientSet::new().client_for(up);
+    Arc::new(Target::new(up, "default", client, Arc::new(Metrics::new())))
+}
+
+#[test]
+fn request_gets_injected_credentials_and_loses_the_clients() {
+    let t = target();
+    let mut h = map(&[
+        ("authorization", "Bearer client-token"),
+        ("X-Scope-OrgID", "someone-else"),
+        ("x-scope-orgid", "and-again"),
+        ("host", "lgtm-proxy:8085"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.2"),
+        ("expect", "100-continue"),
+        ("content-encoding", "gzip"),
+    ]);
+    let id = HeaderValue::from_static("req-1");
+    prepare_request(&mut h, &t, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), &id);
+    assert_eq!(h.get_all(AUTHORIZATION).iter().count(), 1);
+    assert_eq!(
+        h[AUTHORIZATION],
+        basic_auth("1329819", &Secret::new("glc_token_value"))
+    );
+    assert_eq!(
+        h.get_all(&X_SCOPE_ORGID).iter().collect::<Vec<_>>(),
+        ["1329819"]
+    );
+    assert!(h.get("host").is_none());
+    assert!(h.get("expect").is_none());
+    assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-request-id"], "req-1");
+    assert_eq!(h["content-encoding"], "gzip");
+    assert!(h[AUTHORIZATION].is_sensitive());
+}
+
+#[test]
+fn redacted_debug_hides_credentials() {
+    let t = target();
+    let mut h = map(&[("cookie", "session=abc"), ("x-ok", "visible")]);
+    prepare_request(
+        &mut h,
+        &t,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &HeaderValue::from_static("r"),
+    );
+    let out = format!("{:?}", Redacted(&h));
+    let encoded = h[AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("Basic ")
+        .to_string();
+    assert!(!out.contains(&encoded), "{out}");
+    assert!(!out.contains("session=abc"));
+    assert!(out.contains("visible"));
+}

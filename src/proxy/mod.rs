@@ -1,0 +1,18 @@
+//! The forwarding path: upstream targets (precomputed at config load), the
+//! hyper-util clients, header rules, and the streaming body wrapper.
+
+mod body;
+mod client;
+mod egress;
+mod exchange;
+mod forward;
+pub mod headers;
+mod request_id;
+mod target;
+
+pub use body::{Body, Metered};
+pub use client::{ClientSet, HttpClient};
+pub use exchange::Exchange;
+pub use forward::{forward, Routed};
+pub use request_id::RequestIds;
+pub use target::Target;

@@ -1,0 +1,15 @@
+//! Where a request goes: the compiled route table (longest prefix on a
+//! segment boundary), the rewrite that keeps the query byte-for-byte, and the
+//! request-target checks that run before any of it.
+
+mod path;
+mod table;
+
+pub use path::{check_target, PathError};
+pub use table::{Matched, RouteTable};
+
+/// Paths the proxy answers itself; routes may not claim them.
+pub const RESERVED_PATHS: &[&str] = &["/health", "/ready", "/metrics"];
+
+#[cfg(test)]
+mod proptests;

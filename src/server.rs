@@ -1,0 +1,179 @@
+//! The listener: accept loop, hyper-util's auto builder (HTTP/1.1 and h2c on
+//! one port), the tower stack, and graceful shutdown. On SIGTERM/SIGINT
+//! /ready turns 503 at once while the listener keeps serving for
+//! `shutdown_delay`; then it stops accepting and in-flight requests get
+//! `shutdown_grace` to finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
+use crate::config::Config;
+
+/// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
+/// 431; between 64 KiB and this, `App` answers 431 itself.
+const H1_MAX_BUF: usize = 128 * 1024;
+/// HPACK counts 32 bytes of overhead per field on top of name and value.
+const H2_MAX_HEADER_LIST: u32 = (MAX_HEADER_BYTES + 32 * MAX_HEADER_FIELDS) as u32;
+
+/// Serve until a shutdown signal, then drain. Returns when done.
+pub async fn run(config: &Config, app: Arc<App>, listener: TcpListener) -> io::Result<()> {
+    serve(config, app, listener, shutdown_signal()).await
+}
+
+/// Serve until `stop` resolves, then drain (tests pass their own `stop`).
+pub async fn serve(
+    config: &Config,
+    app: Arc<App>,
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let builder = connection_builder(config);
+    let graceful = GracefulShutdown::new();
+    tracing::info!(listen = %listener.local_addr()?, "serving");
+
+    accept_until(&listener, &builder, &graceful, &app, stop).await;
+    app.start_draining();
+    tracing::info!(delay = ?config.shutdown_delay, "shutdown: /ready is 503, still serving");
+    accept_until(
+        &listener,
+        &builder,
+        &graceful,
+        &app,
+        tokio::time::sleep(config.shutdown_delay),
+    )
+    .await;
+    drop(listener);
+    tracing::info!(grace = ?config.shutdown_grace, "shutdown: listener closed, draining in-flight requests");
+    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("shutdown: all connections closed"),
+        Err(_) => {
+            tracing::warn!(grace = ?config.shutdown_grace, "shutdown: grace period over, exiting with requests in flight")
+        }
+    }
+    Ok(())
+}
+
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(H1_MAX_BUF)
+        .max_headers(MAX_HEADER_FIELDS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+async fn accept_until(
+    listener: &TcpListener,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    app: &Arc<App>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    service(app.clone(), peer),
+                );
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The per-connection service, outermost layer first.
+fn service(
+    app: Arc<App>,
+    peer: SocketAddr,
+) -> TowerToHyperService<
+    impl tower::Service<
+            Request<Incoming>,
+            Response = http::Response<crate::proxy::Body>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone,
+> {
+    let stack = ServiceBuilder::new()
+        // Mark the client's credentials sensitive before anything can log
+        // them (hyper, h2 and our Debug output hide sensitive values).
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            PROXY_AUTHORIZATION,
+        ]))
+        // Route, inject, forward.
+        .service(tower::service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+        }));
+    TowerToHyperService::new(stack)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received");
+}

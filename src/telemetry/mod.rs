@@ -1,0 +1,6 @@
+//! Metrics (every name defined in one place) and log setup.
+
+pub mod logging;
+pub mod metrics;
+
+pub use metrics::{method_label, Metrics};
