@@ -40,6 +40,8 @@ impl UpstreamErrorKind {
 pub enum ProxyError {
     #[error(transparent)]
     BadTarget(#[from] PathError),
+    #[error("request body is malformed or was cut short")]
+    RequestBody,
     #[error("request headers too large (limits: 200 fields, 64 KiB)")]
     HeadersTooLarge,
     #[error("no route matches this path")]
@@ -62,7 +64,7 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadTarget(_) => StatusCode::BAD_REQUEST,
+            Self::BadTarget(_) | Self::RequestBody => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute | Self::NotConfigured { .. } => StatusCode::NOT_FOUND,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,

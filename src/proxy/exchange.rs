@@ -4,7 +4,7 @@
 //! so a stream that is cut short is still counted and logged, with its
 //! outcome.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +35,9 @@ pub struct Exchange {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     outcome: AtomicU8,
+    /// The client's request body failed (bad chunk, client gone): the
+    /// exchange's failure is the client's, not the upstream's.
+    request_body_failed: AtomicBool,
 }
 
 impl Exchange {
@@ -56,6 +59,7 @@ impl Exchange {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             outcome: AtomicU8::new(OUTCOME_PENDING),
+            request_body_failed: AtomicBool::new(false),
         })
     }
 
@@ -67,15 +71,22 @@ impl Exchange {
         self.status.store(status, Relaxed);
     }
 
-    /// The exchange ended without an upstream response (502/504).
-    pub fn failed(&self, status: u16, kind: UpstreamErrorKind) {
+    /// The exchange ended without an upstream response. `kind` is set for
+    /// upstream faults (502/504), `None` for the client's (400).
+    pub fn failed(&self, status: u16, kind: Option<UpstreamErrorKind>) {
         self.set_status(status);
-        self.target
-            .metrics
-            .upstream_errors
-            .with_label_values(&[&self.target.name, kind.as_str()])
-            .inc();
+        if let Some(kind) = kind {
+            self.target
+                .metrics
+                .upstream_errors
+                .with_label_values(&[&self.target.name, kind.as_str()])
+                .inc();
+        }
         self.outcome.store(OUTCOME_DONE, Relaxed);
+    }
+
+    pub fn request_body_failed(&self) -> bool {
+        self.request_body_failed.load(Relaxed)
     }
 
     pub(super) fn add_bytes(&self, dir: Direction, n: u64) {
@@ -95,6 +106,9 @@ impl Exchange {
 
     pub(super) fn body_failed(&self, dir: Direction) {
         self.outcome.store(OUTCOME_ABORTED, Relaxed);
+        if dir == Direction::In {
+            self.request_body_failed.store(true, Relaxed);
+        }
         if dir == Direction::Out {
             self.target
                 .metrics

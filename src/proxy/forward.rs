@@ -78,6 +78,7 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
     let sent = tokio::time::timeout(target.timeout, target.client.request(outbound)).await;
     let result = match sent {
         Ok(Ok(res)) => Ok(res),
+        Ok(Err(_)) if exchange.request_body_failed() => Err(ProxyError::RequestBody),
         Ok(Err(e)) => Err(classify(&e, &target)),
         Err(_) => Err(ProxyError::Timeout {
             upstream: target.name.clone(),
@@ -99,8 +100,7 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
             )
         }
         Err(err) => {
-            let kind = err.upstream_kind().unwrap_or(UpstreamErrorKind::Other);
-            exchange.failed(err.status().as_u16(), kind);
+            exchange.failed(err.status().as_u16(), err.upstream_kind());
             tracing::warn!(
                 upstream = &*target.name,
                 request_id = request_id.to_str().unwrap_or("-"),

@@ -1,0 +1,161 @@
+//! A plain HTTP client for the tests, and generated bodies.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn h2c_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub fn empty() -> TestBody {
+    full(Bytes::new())
+}
+
+pub fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|e| match e {}).boxed_unsync()
+}
+
+/// Send and read the whole (small) response.
+pub async fn send(req: Request<TestBody>) -> (StatusCode, HeaderMap, Bytes) {
+    let res = client().request(req).await.expect("request failed");
+    read(res).await
+}
+
+pub async fn read(res: Response<Incoming>) -> (StatusCode, HeaderMap, Bytes) {
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("body failed").to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+pub async fn get(url: &str) -> (StatusCode, HeaderMap, Bytes) {
+    send(Request::get(url).body(empty()).unwrap()).await
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// The byte at position `i` of every generated body (period 64 KiB, so
+/// large bodies are slices of one precomputed chunk).
+pub fn pattern_byte(i: u64) -> u8 {
+    let i = i % CHUNK as u64;
+    (i.wrapping_mul(31) ^ (i >> 11)) as u8
+}
+
+fn pattern_chunk() -> Bytes {
+    Bytes::from(pattern(CHUNK))
+}
+
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n as u64).map(pattern_byte).collect()
+}
+
+/// A generated body: `len` bytes of the pattern in 64 KiB chunks, or given
+/// bytes re-chunked; optionally failing part way (an upstream that dies).
+pub struct PatternBody {
+    sent: u64,
+    len: u64,
+    fail_at: Option<u64>,
+    chunk: usize,
+    /// The bytes to send (`None`: the periodic pattern).
+    source: Option<Bytes>,
+    base: Bytes,
+    sized: bool,
+}
+
+impl PatternBody {
+    pub fn new(len: u64) -> Self {
+        PatternBody {
+            sent: 0,
+            len,
+            fail_at: None,
+            chunk: CHUNK,
+            source: None,
+            base: pattern_chunk(),
+            sized: true,
+        }
+    }
+
+    /// Unsized: sent with Transfer-Encoding: chunked.
+    pub fn chunked(len: u64) -> Self {
+        PatternBody {
+            sized: false,
+            ..Self::new(len)
+        }
+    }
+
+    pub fn chunked_from(bytes: Bytes, chunk: usize) -> Self {
+        PatternBody {
+            sent: 0,
+            len: bytes.len() as u64,
+            fail_at: None,
+            chunk,
+            source: Some(bytes),
+            base: Bytes::new(),
+            sized: false,
+        }
+    }
+
+    pub fn failing_after(len: u64, at: u64) -> Self {
+        PatternBody {
+            fail_at: Some(at),
+            ..Self::new(len)
+        }
+    }
+
+    pub fn boxed_unsync(self) -> TestBody {
+        UnsyncBoxBody::new(self)
+    }
+}
+
+impl Body for PatternBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(at) = self.fail_at {
+            if self.sent >= at {
+                return Poll::Ready(Some(Err("generated body fails here".into())));
+            }
+        }
+        if self.sent >= self.len {
+            return Poll::Ready(None);
+        }
+        let n = (self.len - self.sent).min(self.chunk as u64) as usize;
+        let start = self.sent;
+        let data = match &self.source {
+            Some(src) => src.slice(start as usize..start as usize + n),
+            None => self.base.slice(0..n),
+        };
+        self.sent += n as u64;
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.sized {
+            SizeHint::with_exact(self.len - self.sent)
+        } else {
+            SizeHint::default()
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Shared integration-test harness: a recording upstream, the real proxy
+//! binary as a child process, and a small HTTP client.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod proxy;
+pub mod upstream;
+
+pub use client::*;
+pub use proxy::ProxyProc;
+pub use upstream::{Behavior, Recorded, RecordingUpstream};
