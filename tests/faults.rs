@@ -1,0 +1,144 @@
+//! Upstream faults: a closed port is 502, silence past `timeout` is 504
+//! naming the setting, and an upstream dying mid-body aborts the client's
+//! response instead of ending it as if complete. Never a hang.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use http_body_util::BodyExt;
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_port_is_502_connect() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &url),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+    ]);
+    let (s, _, b) = get(&proxy.url("/loki/api/v1/labels")).await;
+    assert_eq!(s, 502);
+    let v = json(&b);
+    assert_eq!(v["kind"], "connect");
+    assert_eq!(v["upstream"], "loki");
+    let (_, _, m) = get(&proxy.url("/metrics")).await;
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains(r#"lgtm_proxy_upstream_errors_total{kind="connect",upstream="loki"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"lgtm_proxy_requests_total{method="GET",status="502",tenant="default",upstream="loki"} 1"#), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_upstream_is_504_naming_timeout() {
+    let up = RecordingUpstream::start(Behavior::Hang).await;
+    let proxy = ProxyProc::start(&[
+        ("LGTM_TEMPO_URL", &up.url()),
+        ("LGTM_TEMPO_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_TEMPO_TIMEOUT", "300ms"),
+    ]);
+    let started = Instant::now();
+    let (s, _, b) = get(&proxy.url("/tempo/api/search")).await;
+    let took = started.elapsed();
+    assert_eq!(s, 504);
+    let v = json(&b);
+    assert_eq!(v["setting"], "timeout");
+    assert_eq!(v["value"], "300ms");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let (_, _, m) = get(&proxy.url("/metrics")).await;
+    assert!(String::from_utf8_lossy(&m)
+        .contains(r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="tempo"} 1"#));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unroutable_connect_is_504_naming_connect_timeout() {
+    // A listener with a full backlog that is never accepted from: on Linux
+    // further SYNs are dropped, so the connect hangs until connect_timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..512 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    let url = format!("http://{addr}");
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &url),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_LOKI_CONNECT_TIMEOUT", "200ms"),
+    ]);
+    let (s, _, b) = get(&proxy.url("/loki/x")).await;
+    assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json(&b)["setting"], "connect_timeout");
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_dying_mid_body_aborts_the_client_response() {
+    let up = RecordingUpstream::start(Behavior::CutMidBody(4 << 20)).await;
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &up.url()),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+    ]);
+    let res = client()
+        .request(
+            http::Request::get(proxy.url("/loki/api/v1/query_range"))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-length"], (4u64 << 20).to_string());
+    let collected = tokio::time::timeout(Duration::from_secs(20), res.into_body().collect()).await;
+    let result = collected.expect("the client hung instead of seeing the abort");
+    assert!(result.is_err(), "a truncated body was reported as complete");
+    assert!(
+        proxy.wait_for_log("\"outcome\":\"aborted\"", Duration::from_secs(5)),
+        "{}",
+        proxy.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_dying_mid_chunked_body_aborts_too() {
+    // Same over an h2c client: the proxy must reset the stream.
+    let up = RecordingUpstream::start(Behavior::CutMidBody(2 << 20)).await;
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &up.url()),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+    ]);
+    let res = h2c_client()
+        .request(
+            http::Request::get(proxy.url("/loki/x"))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let collected = tokio::time::timeout(Duration::from_secs(20), res.into_body().collect()).await;
+    assert!(
+        collected.expect("hung").is_err(),
+        "a truncated h2 body was reported as complete"
+    );
+}

@@ -1,0 +1,76 @@
+//! SIGTERM with an upload in flight: /ready turns 503 at once while the
+//! listener still serves for `shutdown_delay`, the upload completes, and
+//! the process exits 0.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::Request;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_an_inflight_upload_and_exits_zero() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let mut proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &up.url()),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_SHUTDOWN_DELAY", "1s"),
+        ("LGTM_SHUTDOWN_GRACE", "30s"),
+    ]);
+    // A slow upload: 64 chunks of 64 KiB, 40 ms apart (about 2.5 s).
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    let req = Request::post(proxy.url("/loki/api/v1/push"))
+        .body(http_body_util::BodyExt::boxed_unsync(ChannelBody(rx)))
+        .unwrap();
+    let upload = tokio::spawn(async move { send(req).await });
+    let feeder = tokio::spawn(async move {
+        for _ in 0..64 {
+            tx.send(bytes::Bytes::from(vec![7u8; 64 * 1024]))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.signal("TERM");
+
+    // /ready flips at once; /health stays 200 during the delay.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (s, _, _) = get(&proxy.url("/ready")).await;
+        if s == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, _, _) = get(&proxy.url("/health")).await;
+    assert_eq!(s, 200);
+
+    feeder.await.unwrap();
+    let (status, _, _) = upload.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        up.last().body_len,
+        64 * 64 * 1024,
+        "the in-flight upload was cut"
+    );
+    let exit = proxy
+        .wait_exit(Duration::from_secs(20))
+        .expect("did not exit after draining");
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = proxy.logs();
+    assert!(logs.contains("all connections closed"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_with_nothing_in_flight_exits_zero_quickly() {
+    let mut proxy = ProxyProc::start(&[]);
+    proxy.signal("INT");
+    let exit = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("did not exit");
+    assert!(exit.success());
+}
