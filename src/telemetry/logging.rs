@@ -1,5 +1,7 @@
 //! tracing-subscriber setup: JSON lines by default, text for people.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -17,6 +19,9 @@ pub fn init(filter: &str, format: LogFormat) {
             .with_current_span(false)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
     };
 }

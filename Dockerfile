@@ -1,0 +1,15 @@
+# syntax=docker/dockerfile:1
+# Build: the same command CI's release check uses (scripts/check-dockerfile.sh).
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked
+
+# Runtime: glibc, CA certificates, no shell, uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/lgtm-proxy /lgtm-proxy
+USER 65532:65532
+EXPOSE 8085
+ENTRYPOINT ["/lgtm-proxy"]
