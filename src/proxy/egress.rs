@@ -44,6 +44,15 @@ impl Service<Uri> for Egress {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let http = self.http.clone();
         match self.proxies.intercept(&dst) {
+            Some(via) if via.uri().scheme() != Some(&Scheme::HTTP) => {
+                // Only plain-HTTP proxies (CONNECT for https) are supported.
+                let scheme = via.uri().scheme_str().unwrap_or("none").to_string();
+                Box::pin(async move {
+                    Err(Box::new(TunnelFailed(format!(
+                        "unsupported egress proxy scheme {scheme}"
+                    ))) as BoxError)
+                })
+            }
             None => Box::pin(async move {
                 let io = http.oneshot(dst).await?;
                 Ok(EgressStream { io, proxied: false })

@@ -112,7 +112,9 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
     }
 }
 
-/// Map a client error to the contract's kinds by walking its sources.
+/// Map a client error to the contract's kinds by walking its sources,
+/// including errors wrapped inside `io::Error`s (hyper-rustls nests the
+/// rustls error two `io::Error`s deep).
 fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> ProxyError {
     let connect = err.is_connect();
     let mut kind = if connect {
@@ -120,20 +122,13 @@ fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> ProxyEr
     } else {
         UpstreamErrorKind::Other
     };
-    let mut source: Option<&(dyn StdError + 'static)> = err.source();
-    while let Some(e) = source {
+    let mut stack: Vec<&(dyn StdError + 'static)> = err.source().into_iter().collect();
+    while let Some(e) = stack.pop() {
         if e.downcast_ref::<rustls::Error>().is_some() {
             kind = UpstreamErrorKind::Tls;
             break;
         }
         if let Some(ioe) = e.downcast_ref::<io::Error>() {
-            if ioe
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                kind = UpstreamErrorKind::Tls;
-                break;
-            }
             match ioe.kind() {
                 io::ErrorKind::TimedOut if connect => {
                     return ProxyError::Timeout {
@@ -152,13 +147,18 @@ fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> ProxyEr
                 }
                 _ => {}
             }
+            if let Some(inner) = ioe.get_ref() {
+                stack.push(inner);
+            }
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if !connect && (h.is_incomplete_message() || h.is_canceled() || h.is_closed()) {
                 kind = UpstreamErrorKind::Reset;
             }
         }
-        source = e.source();
+        if let Some(next) = e.source() {
+            stack.push(next);
+        }
     }
     ProxyError::Upstream {
         upstream: target.name.clone(),

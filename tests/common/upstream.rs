@@ -21,6 +21,8 @@ const KEEP_BODY: usize = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
+    /// The request target as received (absolute-form when sent to a proxy).
+    pub uri: String,
     pub target: String,
     pub version: http::Version,
     pub headers: HeaderMap,
@@ -57,6 +59,17 @@ pub struct RecordingUpstream {
 
 impl RecordingUpstream {
     pub async fn start(behavior: Behavior) -> Self {
+        Self::start_with(behavior, None).await
+    }
+
+    /// A TLS upstream (ALPN h2 and http/1.1) with a fresh self-signed
+    /// certificate for 127.0.0.1; returns the CA PEM to trust.
+    pub async fn start_tls(behavior: Behavior) -> (Self, String) {
+        let (acceptor, pem) = super::tls::self_signed_acceptor();
+        (Self::start_with(behavior, Some(acceptor)).await, pem)
+    }
+
+    async fn start_with(behavior: Behavior, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -67,7 +80,7 @@ impl RecordingUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (l, b) = (l.clone(), b.clone());
+                let (l, b, tls) = (l.clone(), b.clone(), tls.clone());
                 tokio::spawn(async move {
                     let svc =
                         hyper::service::service_fn(move |req| handle(req, l.clone(), b.clone()));
@@ -75,7 +88,17 @@ impl RecordingUpstream {
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     // Above the proxy's own limits, so the proxy's are tested.
                     builder.http1().max_headers(1000).max_buf_size(1 << 20);
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
@@ -88,6 +111,10 @@ impl RecordingUpstream {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     pub fn set(&self, b: Behavior) {
@@ -112,6 +139,7 @@ async fn handle(
     let (parts, mut body) = req.into_parts();
     let mut rec = Recorded {
         method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
         target: parts
             .uri
             .path_and_query()
