@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build: the same command CI's release check uses (scripts/check-dockerfile.sh).
+# Build stage: the same `cargo build --release --locked` as a local release build.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./

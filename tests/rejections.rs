@@ -207,3 +207,27 @@ async fn own_endpoints_answer_and_refuse_other_methods() {
     assert_eq!(s, 405);
     assert_eq!(h["allow"], "GET, HEAD");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_header_senders_are_cut_off_at_header_read_timeout() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let toml = format!(
+        "header_read_timeout = \"300ms\"\n[upstreams.loki]\nurl = \"{}\"\nbasic_auth = false\n",
+        up.url()
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /loki/x HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let took = started.elapsed();
+    let got = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the connection stayed open {took:?}"
+    );
+    assert!(up.requests().is_empty());
+}

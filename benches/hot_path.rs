@@ -1,0 +1,104 @@
+//! The per-request work that is ours, without sockets: target checks,
+//! route lookup and rewrite, and the request/response header rules. The
+//! end-to-end load comparison lives in benches/load/.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderValue, Uri, Version};
+use lgtm_proxy::config::load_from;
+use lgtm_proxy::proxy::headers::{prepare_request, prepare_response};
+use lgtm_proxy::proxy::{ClientSet, Target};
+use lgtm_proxy::routes::{check_target, RouteTable};
+use lgtm_proxy::telemetry::Metrics;
+
+fn remote_write_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "lgtm-proxy.monitoring:8085"),
+        ("user-agent", "Alloy/v1.5.0"),
+        ("content-type", "application/x-protobuf"),
+        ("content-encoding", "snappy"),
+        ("x-prometheus-remote-write-version", "0.1.0"),
+        ("content-length", "65536"),
+        ("authorization", "Bearer client"),
+        ("connection", "keep-alive"),
+        ("accept-encoding", "gzip"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let cfg = load_from(
+        None,
+        [
+            (
+                "LGTM_PROMETHEUS_URL",
+                "https://prometheus-prod-56-prod-us-east-2.grafana.net",
+            ),
+            ("LGTM_PROMETHEUS_USER", "2668285"),
+            ("LGTM_TOKEN", "glc_bench"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .expect("bench config");
+    let table = RouteTable::new(&cfg.routes);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let up = &cfg.upstreams["prometheus"];
+    let target = Arc::new(Target::new(
+        up,
+        "default",
+        ClientSet::new().client_for(up),
+        Arc::new(Metrics::new()),
+    ));
+
+    let uri: Uri = "/prometheus/api/v1/query_range?query=sum(rate(container_cpu_usage_seconds_total%7Bnamespace%3D%22kubecost%22%7D%5B5m%5D))&start=1&end=2&step=60"
+        .parse()
+        .unwrap();
+    c.bench_function("query_get/check_route_rewrite", |b| {
+        let mut out = String::with_capacity(256);
+        b.iter(|| {
+            check_target(black_box(&uri), Version::HTTP_11).unwrap();
+            let m = table.find(black_box(uri.path())).unwrap();
+            out.clear();
+            m.write_upstream_target(&target.base_path, uri.query(), &mut out);
+            black_box(&out);
+        })
+    });
+
+    let headers = remote_write_headers();
+    let id = HeaderValue::from_static("0000000000000001");
+    let peer = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    c.bench_function("remote_write_push/request_headers", |b| {
+        b.iter_batched_ref(
+            || headers.clone(),
+            |h| prepare_request(h, &target, peer, &id),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    let mut resp = HeaderMap::new();
+    resp.insert("content-type", HeaderValue::from_static("application/json"));
+    resp.insert("content-length", HeaderValue::from_static("120"));
+    resp.insert(
+        "date",
+        HeaderValue::from_static("Sun, 22 Nov 2026 05:00:00 GMT"),
+    );
+    c.bench_function("query_get/response_headers", |b| {
+        b.iter_batched_ref(
+            || resp.clone(),
+            prepare_response,
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
