@@ -296,7 +296,17 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .collect();
     match certs {
         Ok(c) if c.is_empty() => Err(format!("{} holds no PEM certificate", path.display())),
-        Ok(c) => Ok(c),
+        Ok(c) => {
+            // The same check the client's root store makes, now instead of
+            // at the first request.
+            let mut store = rustls::RootCertStore::empty();
+            for cert in &c {
+                store
+                    .add(cert.clone())
+                    .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+            }
+            Ok(c)
+        }
         Err(e) => Err(format!("{}: bad PEM: {e}", path.display())),
     }
 }

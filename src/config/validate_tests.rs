@@ -381,3 +381,47 @@ fn check_config_output_redacts_and_loads_back() {
         c.upstreams["prometheus"].url()
     );
 }
+
+#[test]
+fn ca_file_must_hold_usable_pem_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let bad_der = dir.path().join("bad.pem");
+    std::fs::write(
+        &bad_der,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for (file, needle) in [
+        (&junk, "holds no PEM certificate"),
+        (&bad_der, "not a usable CA certificate"),
+    ] {
+        let p = problems(
+            "",
+            &[
+                ("LGTM_LOKI_URL", "https://l"),
+                ("LGTM_LOKI_USER", "1"),
+                ("LGTM_TOKEN", "t"),
+                ("LGTM_LOKI_CA_FILE", file.to_str().unwrap()),
+            ],
+        );
+        assert!(
+            has(&p, "upstreams.loki.ca_file") && has(&p, needle),
+            "{p:?}"
+        );
+    }
+    let p = problems(
+        "",
+        &[
+            ("LGTM_LOKI_URL", "https://l"),
+            ("LGTM_LOKI_USER", "1"),
+            ("LGTM_TOKEN", "t"),
+            ("LGTM_LOKI_CA_FILE", "/nonexistent.pem"),
+        ],
+    );
+    assert!(
+        has(&p, "upstreams.loki.ca_file: cannot read /nonexistent.pem"),
+        "{p:?}"
+    );
+}
