@@ -7,6 +7,7 @@
 //! streaming bodies), with `config` validated before any of it starts.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod config;
 pub mod error;

@@ -17,8 +17,10 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use http::uri::{Authority, Scheme};
 
+use crate::access::{AccessClass, AccessSet};
+
 pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
-pub use raw::{RawConfig, RawRoute, RawUpstream};
+pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::render_effective;
 pub use secret::{Secret, REDACTED};
 pub use validate::validate;
@@ -49,6 +51,33 @@ pub struct Config {
     /// Every route, built-in and from the file, including routes whose
     /// upstream is not configured (they answer 404 naming it).
     pub routes: Vec<Route>,
+    /// Named tenants (the top level is the tenant `default`).
+    pub tenants: BTreeMap<String, Tenant>,
+    pub require_client_auth: bool,
+    pub watch_interval: Duration,
+    /// The config file and every secret file it names: a change to any of
+    /// them triggers a reload.
+    pub watched_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    /// Effective upstreams: the tenant's overrides on top of the top level.
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub clients: Vec<Client>,
+    pub client_tokens_file: Option<PathBuf>,
+    pub max_in_flight: Option<usize>,
+}
+
+/// A client credential that selects a tenant.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub name: String,
+    pub token: Secret,
+    pub token_file: Option<PathBuf>,
+    pub access: AccessSet,
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +122,8 @@ pub struct Route {
     pub upstream: String,
     /// Replaces the matched prefix; `""` drops it.
     pub rewrite: String,
+    /// Overrides the class decided from path and method.
+    pub class: Option<AccessClass>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8085";
@@ -101,6 +132,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// The name of the top-level configuration in logs and metrics.
+pub const DEFAULT_TENANT: &str = "default";
 
 /// The built-in routes: (prefix, upstream, rewrite).
 pub const BUILTIN_ROUTES: &[(&str, &str, &str)] = &[
@@ -142,7 +176,11 @@ where
         None => None,
     };
     let raw = layer(file.as_deref(), vars)?;
-    validate(raw)
+    let mut config = validate(raw)?;
+    if let Some(p) = path {
+        config.watched_files.insert(0, p.to_path_buf());
+    }
+    Ok(config)
 }
 
 /// Merge the layers into the raw config. Errors name the key and the

@@ -20,13 +20,45 @@ pub struct RawConfig {
     pub header_read_timeout: Option<String>,
     pub log: Option<String>,
     pub log_format: Option<String>,
+    /// Every proxied request must present client credentials.
+    pub require_client_auth: Option<bool>,
+    /// How often the config file and secret files are checked for changes.
+    pub watch_interval: Option<String>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawTenant>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    /// One client token per line; `#` comments and blank lines ignored.
+    pub client_tokens_file: Option<PathBuf>,
+    /// Concurrent requests for this tenant, counted separately for writes
+    /// and for reads (so long queries cannot starve ingest).
+    pub max_in_flight: Option<usize>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub name: String,
+    pub token_file: Option<PathBuf>,
+    /// Access classes: read, write, admin (default all).
+    pub access: Option<Vec<String>>,
+    /// Requests per second (token bucket, burst = one second's worth),
+    /// kept separately for writes and for reads.
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
@@ -48,6 +80,8 @@ pub struct RawRoute {
     pub prefix: String,
     pub upstream: String,
     pub rewrite: Option<String>,
+    /// Access class for all of this route's traffic: read, write or admin.
+    pub class: Option<String>,
 }
 
 /// Grafana Cloud user IDs are numbers; `user = 2668285` should work as well

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use super::{Config, LogFormat, REDACTED};
+use std::collections::BTreeMap;
+
+use super::{Config, LogFormat, Upstream, REDACTED};
 
 #[derive(Serialize)]
 struct Effective<'a> {
@@ -12,8 +14,31 @@ struct Effective<'a> {
     header_read_timeout: String,
     log: &'a str,
     log_format: &'static str,
-    upstreams: std::collections::BTreeMap<&'a str, EffectiveUpstream<'a>>,
+    require_client_auth: bool,
+    watch_interval: String,
+    upstreams: BTreeMap<&'a str, EffectiveUpstream<'a>>,
     routes: Vec<EffectiveRoute<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tenants: BTreeMap<&'a str, EffectiveTenant<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveTenant<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_tokens_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_in_flight: Option<usize>,
+    upstreams: BTreeMap<&'a str, EffectiveUpstream<'a>>,
+    clients: Vec<EffectiveClient<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveClient<'a> {
+    name: &'a str,
+    token_file: String,
+    access: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -37,10 +62,32 @@ struct EffectiveRoute<'a> {
     prefix: &'a str,
     upstream: &'a str,
     rewrite: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'static str>,
 }
 
 fn human(d: std::time::Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+fn upstreams(ups: &BTreeMap<String, Upstream>) -> BTreeMap<&str, EffectiveUpstream<'_>> {
+    ups.iter()
+        .map(|(name, u)| {
+            (
+                name.as_str(),
+                EffectiveUpstream {
+                    url: u.url(),
+                    basic_auth: u.credentials.is_some(),
+                    user: u.credentials.as_ref().map(|c| c.user.as_str()),
+                    token: u.credentials.as_ref().map(|_| REDACTED),
+                    tenant: u.tenant.as_deref().unwrap_or(""),
+                    timeout: human(u.timeout),
+                    connect_timeout: human(u.connect_timeout),
+                    ca_file: u.ca.as_ref().map(|ca| ca.path.display().to_string()),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Render the effective config. Tokens appear only as `<redacted>`.
@@ -55,25 +102,9 @@ pub fn render_effective(c: &Config) -> String {
             LogFormat::Json => "json",
             LogFormat::Text => "text",
         },
-        upstreams: c
-            .upstreams
-            .iter()
-            .map(|(name, u)| {
-                (
-                    name.as_str(),
-                    EffectiveUpstream {
-                        url: u.url(),
-                        basic_auth: u.credentials.is_some(),
-                        user: u.credentials.as_ref().map(|c| c.user.as_str()),
-                        token: u.credentials.as_ref().map(|_| REDACTED),
-                        tenant: u.tenant.as_deref().unwrap_or(""),
-                        timeout: human(u.timeout),
-                        connect_timeout: human(u.connect_timeout),
-                        ca_file: u.ca.as_ref().map(|ca| ca.path.display().to_string()),
-                    },
-                )
-            })
-            .collect(),
+        require_client_auth: c.require_client_auth,
+        watch_interval: human(c.watch_interval),
+        upstreams: upstreams(&c.upstreams),
         routes: c
             .routes
             .iter()
@@ -81,6 +112,37 @@ pub fn render_effective(c: &Config) -> String {
                 prefix: &r.prefix,
                 upstream: &r.upstream,
                 rewrite: &r.rewrite,
+                class: r.class.map(|c| c.as_str()),
+            })
+            .collect(),
+        tenants: c
+            .tenants
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.as_str(),
+                    EffectiveTenant {
+                        client_tokens_file: t
+                            .client_tokens_file
+                            .as_ref()
+                            .map(|p| p.display().to_string()),
+                        max_in_flight: t.max_in_flight,
+                        upstreams: upstreams(&t.upstreams),
+                        // Clients from client_tokens_file are that file's lines.
+                        clients: t
+                            .clients
+                            .iter()
+                            .filter_map(|cl| {
+                                Some(EffectiveClient {
+                                    name: &cl.name,
+                                    token_file: cl.token_file.as_ref()?.display().to_string(),
+                                    access: cl.access.classes().map(|a| a.as_str()).collect(),
+                                    rate: cl.rate,
+                                })
+                            })
+                            .collect(),
+                    },
+                )
             })
             .collect(),
     };

@@ -4,25 +4,34 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+
 use std::time::Duration;
 
+use crate::access::{AccessClass, AccessSet};
 use http::uri::{Authority, Scheme, Uri};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::{
-    CaFile, Config, ConfigErrors, Credentials, LogFormat, RawConfig, RawUpstream, Route, Secret,
-    Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_TIMEOUT,
+    CaFile, Client, Config, ConfigErrors, Credentials, LogFormat, RawClient, RawConfig, RawTenant,
+    RawUpstream, Route, Secret, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_WATCH_INTERVAL,
 };
 
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
 
+/// Problems found so far, and every file read (to watch for changes).
 #[derive(Default)]
-struct Problems(Vec<String>);
+struct Problems(Vec<String>, Vec<std::path::PathBuf>);
 
 impl Problems {
+    fn watch(&mut self, path: &Path) {
+        if !self.1.iter().any(|p| p == path) {
+            self.1.push(path.to_path_buf());
+        }
+    }
+
     fn add(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.0.push(format!("{key}: {msg}"));
     }
@@ -96,6 +105,22 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
 
     let routes = routes(&mut p, &raw);
+    let tenants = tenants(&mut p, &raw, shared_token.as_ref());
+    let any_clients = tenants.values().any(|t| !t.clients.is_empty());
+    let require_client_auth = raw.require_client_auth.unwrap_or(any_clients);
+    if require_client_auth && !any_clients {
+        p.add(
+            "require_client_auth",
+            "is true but no tenant has client credentials (clients or client_tokens_file): nothing could authenticate",
+        );
+    }
+    let watch_interval = duration(
+        &mut p,
+        "watch_interval",
+        &raw.watch_interval,
+        DEFAULT_WATCH_INTERVAL,
+        false,
+    );
 
     if p.0.is_empty() {
         Ok(Config {
@@ -107,6 +132,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             log_format,
             upstreams,
             routes,
+            tenants,
+            require_client_auth,
+            watch_interval,
+            watched_files: p.1,
         })
     } else {
         Err(ConfigErrors(p.0))
@@ -159,7 +188,10 @@ fn secret(
             None
         }
         (Some(t), None) => Some(t.clone()),
-        (None, Some(path)) => match read_secret_file(path) {
+        (None, Some(path)) => match {
+            p.watch(path);
+            read_secret_file(path)
+        } {
             Ok(s) => Some(s),
             Err(msg) => {
                 p.add(format!("{key}_file"), msg);
@@ -350,6 +382,7 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
             prefix: prefix.to_string(),
             upstream: upstream.to_string(),
             rewrite: rewrite.to_string(),
+            class: None,
         })
         .collect();
     let mut seen: Vec<&str> = Vec::new();
@@ -366,7 +399,11 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
         }
         seen.push(&r.prefix);
         let known = BUILTIN_UPSTREAMS.contains(&r.upstream.as_str())
-            || raw.upstreams.contains_key(&r.upstream);
+            || raw.upstreams.contains_key(&r.upstream)
+            || raw
+                .tenants
+                .values()
+                .any(|t| t.upstreams.contains_key(&r.upstream));
         if !known {
             p.add(
                 format!("{key}.upstream"),
@@ -388,6 +425,13 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
                 "must be empty or a path starting with '/' without ?, # or dot segments",
             );
         }
+        let class = r.class.as_deref().and_then(|c| {
+            let parsed = AccessClass::parse(c);
+            if parsed.is_none() {
+                p.add(format!("{key}.class"), "must be read, write or admin");
+            }
+            parsed
+        });
         if p.0.len() != before {
             continue;
         }
@@ -395,6 +439,7 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
             prefix: r.prefix.clone(),
             upstream: r.upstream.clone(),
             rewrite,
+            class,
         };
         match routes.iter_mut().find(|b| b.prefix == route.prefix) {
             Some(existing) => *existing = route,
@@ -402,6 +447,228 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
         }
     }
     routes
+}
+
+/// Tenant names end up in X-Scope-OrgID (client-sent), metric labels and
+/// logs: no `|` (Loki joins OrgIDs with it), no whitespace, no `default`.
+fn valid_tenant_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 150
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name != DEFAULT_TENANT
+}
+
+fn tenants(
+    p: &mut Problems,
+    raw: &RawConfig,
+    shared_token: Option<&Secret>,
+) -> BTreeMap<String, Tenant> {
+    let mut out = BTreeMap::new();
+    for (name, t) in &raw.tenants {
+        let key = format!("tenants.{name}");
+        if !valid_tenant_name(name) {
+            p.add(&key, "tenant names are letters, digits, '_', '-', '.' (no '|' or whitespace), not \"default\"");
+            continue;
+        }
+        let mut upstreams = BTreeMap::new();
+        for (up_name, own) in &t.upstreams {
+            let up_key = format!("{key}.upstreams.{up_name}");
+            if !valid_upstream_name(up_name) {
+                p.add(&up_key, "upstream names match [a-z][a-z0-9_]*");
+                continue;
+            }
+            let merged = inherit(own, raw.upstreams.get(up_name), name);
+            if merged.url.is_none() {
+                p.add(
+                    format!("{up_key}.url"),
+                    "required: there is no top-level url to inherit",
+                );
+                continue;
+            }
+            if let Some(u) = upstream(p, &up_key, up_name, &merged, shared_token) {
+                upstreams.insert(up_name.clone(), u);
+            }
+        }
+        let clients = clients(p, &key, t);
+        let max_in_flight = t.max_in_flight.filter(|n| {
+            if *n == 0 {
+                p.add(format!("{key}.max_in_flight"), "must be at least 1");
+            }
+            *n > 0
+        });
+        out.insert(
+            name.clone(),
+            Tenant {
+                name: name.clone(),
+                upstreams,
+                clients,
+                client_tokens_file: t.client_tokens_file.clone(),
+                max_in_flight,
+            },
+        );
+    }
+    duplicate_tokens(p, &out);
+    out
+}
+
+/// A tenant's upstream: url, user, token, basic_auth, timeouts and CA
+/// inherit from the top level; the OrgID never does (a tenant sending the
+/// default's OrgID with its own user would write into another tenant).
+fn inherit(own: &RawUpstream, top: Option<&RawUpstream>, tenant: &str) -> RawUpstream {
+    let top = top.cloned().unwrap_or_default();
+    let own_secret = own.token.is_some() || own.token_file.is_some();
+    let user = own.user.clone().or(top.user);
+    let org = own.tenant.clone().unwrap_or_else(|| {
+        user.clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| tenant.to_string())
+    });
+    RawUpstream {
+        url: own.url.clone().or(top.url),
+        user,
+        token: if own_secret {
+            own.token.clone()
+        } else {
+            top.token
+        },
+        token_file: if own_secret {
+            own.token_file.clone()
+        } else {
+            top.token_file
+        },
+        tenant: Some(org),
+        basic_auth: own.basic_auth.or(top.basic_auth),
+        timeout: own.timeout.clone().or(top.timeout),
+        connect_timeout: own.connect_timeout.clone().or(top.connect_timeout),
+        ca_file: own.ca_file.clone().or(top.ca_file),
+    }
+}
+
+fn clients(p: &mut Problems, key: &str, t: &RawTenant) -> Vec<Client> {
+    let mut out = Vec::new();
+    for (i, c) in t.clients.iter().enumerate() {
+        let ckey = format!("{key}.clients[{i}]");
+        if let Some(client) = client(p, &ckey, c) {
+            if out.iter().any(|o: &Client| o.name == client.name) {
+                p.add(
+                    format!("{ckey}.name"),
+                    format!("duplicate client name {}", client.name),
+                );
+            }
+            out.push(client);
+        }
+    }
+    if let Some(path) = &t.client_tokens_file {
+        p.watch(path);
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let before = out.len();
+                for (n, line) in text.lines().enumerate() {
+                    let token = line.trim();
+                    if token.is_empty() || token.starts_with('#') {
+                        continue;
+                    }
+                    out.push(Client {
+                        name: format!("tokens-file-line-{}", n + 1),
+                        token: Secret::new(token),
+                        token_file: None,
+                        access: AccessSet::ALL,
+                        rate: None,
+                    });
+                }
+                if out.len() == before {
+                    p.add(
+                        format!("{key}.client_tokens_file"),
+                        format!("{} holds no token", path.display()),
+                    );
+                }
+            }
+            Err(e) => p.add(
+                format!("{key}.client_tokens_file"),
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            ),
+        }
+    }
+    out
+}
+
+fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Client> {
+    let before = p.0.len();
+    if c.name.is_empty() || c.name.contains(char::is_whitespace) {
+        p.add(
+            format!("{key}.name"),
+            "must be non-empty without whitespace",
+        );
+    }
+    let token = match &c.token_file {
+        Some(path) => {
+            p.watch(path);
+            read_secret_file(path)
+                .map_err(|m| p.add(format!("{key}.token_file"), m))
+                .ok()
+        }
+        None => {
+            p.add(format!("{key}.token_file"), "required");
+            None
+        }
+    };
+    let access = match &c.access {
+        None => AccessSet::ALL,
+        Some(list) if list.is_empty() => {
+            p.add(
+                format!("{key}.access"),
+                "must name at least one class (read, write, admin)",
+            );
+            AccessSet::ALL
+        }
+        Some(list) => AccessSet::of(list.iter().filter_map(|a| {
+            let class = AccessClass::parse(a);
+            if class.is_none() {
+                p.add(
+                    format!("{key}.access"),
+                    format!("unknown class {a:?} (read, write, admin)"),
+                );
+            }
+            class
+        })),
+    };
+    if let Some(r) = c.rate {
+        if !(r.is_finite() && r > 0.0) {
+            p.add(
+                format!("{key}.rate"),
+                "must be a positive number of requests per second",
+            );
+        }
+    }
+    if p.0.len() != before {
+        return None;
+    }
+    Some(Client {
+        name: c.name.clone(),
+        token: token?,
+        token_file: c.token_file.clone(),
+        access,
+        rate: c.rate,
+    })
+}
+
+/// One token must select exactly one tenant and client.
+fn duplicate_tokens(p: &mut Problems, tenants: &BTreeMap<String, Tenant>) {
+    let all: Vec<(&str, &Client)> = tenants
+        .values()
+        .flat_map(|t| t.clients.iter().map(move |c| (t.name.as_str(), c)))
+        .collect();
+    for (i, (ta, a)) in all.iter().enumerate() {
+        for (tb, b) in &all[i + 1..] {
+            if a.token == b.token {
+                p.add(
+                    format!("tenants.{tb}.clients.{}", b.name),
+                    format!("same token as tenants.{ta}.clients.{}", a.name),
+                );
+            }
+        }
+    }
 }
 
 fn check_prefix(prefix: &str) -> Result<(), &'static str> {

@@ -39,6 +39,7 @@ fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
                 continue;
             }
             routes.push(Route {
+                class: None,
                 prefix,
                 upstream: format!("u{i}"),
                 rewrite: if rng.next() % 2 == 0 {

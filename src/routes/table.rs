@@ -111,6 +111,7 @@ mod tests {
                 prefix: p.to_string(),
                 upstream: u.to_string(),
                 rewrite: r.to_string(),
+                class: None,
             })
             .collect();
         RouteTable::new(&routes)
