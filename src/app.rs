@@ -1,22 +1,26 @@
 //! `App`: the whole service without a socket. It answers the proxy's own
-//! endpoints (/health, /ready, /metrics), checks the request target, finds
-//! the route and hands the request to `proxy::forward`. Everything it
-//! looks up was built at config load.
+//! endpoints (/health, /ready, /metrics), then for every other request:
+//! target checks, tenant resolution, route, access class, limits, and
+//! `proxy::forward`. The config-derived part is a `State` behind an
+//! `ArcSwap`, replaced whole on reload.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::access::{classify, AccessClass};
 use crate::config::Config;
 use crate::error::{json_response, ProxyError};
-use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed, Target};
-use crate::routes::{check_target, RouteTable};
+use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
+use crate::routes::{check_target, RESERVED_PATHS};
+use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, Metrics};
 
@@ -24,48 +28,50 @@ use crate::telemetry::{method_label, Metrics};
 pub const MAX_HEADER_FIELDS: usize = 200;
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Tenant label of the top-level configuration.
-pub const DEFAULT_TENANT: &str = "default";
+/// Tenant label of requests refused before a tenant was known.
+const NO_TENANT: &str = "none";
 
 pub struct App {
-    table: RouteTable,
-    /// Indexed like `table.upstreams()`; `None` for an upstream without URL.
-    targets: Vec<Option<Arc<Target>>>,
+    state: ArcSwap<State>,
     metrics: Arc<Metrics>,
     ids: RequestIds,
     draining: AtomicBool,
-    clients: usize,
+    /// Clients live across reloads: unchanged transports keep their pools.
+    clients: Mutex<ClientSet>,
 }
 
 impl App {
     /// Build every client, header value and route once.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: Config) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let table = RouteTable::new(&config.routes);
         let mut clients = ClientSet::new();
-        let targets = table
-            .upstreams()
-            .iter()
-            .map(|name| {
-                config.upstreams.get(name).map(|up| {
-                    let client = clients.client_for(up);
-                    Arc::new(Target::new(up, DEFAULT_TENANT, client, metrics.clone()))
-                })
-            })
-            .collect();
+        let state = State::build(config, &metrics, &mut clients, None);
+        metrics.config_last_success.set(unix_now());
         App {
-            table,
-            targets,
+            state: ArcSwap::from_pointee(state),
             metrics,
             ids: RequestIds::new(),
             draining: AtomicBool::new(false),
-            clients: clients.len(),
+            clients: Mutex::new(clients),
         }
+    }
+
+    /// Swap in a new validated config; requests in flight keep the old one.
+    pub fn swap(&self, config: Config) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.state.load_full();
+        let state = State::build(config, &self.metrics, &mut clients, Some(&old));
+        self.state.store(Arc::new(state));
+        self.metrics.config_last_success.set(unix_now());
+    }
+
+    pub fn current(&self) -> Arc<State> {
+        self.state.load_full()
     }
 
     /// Number of distinct outbound clients (one per transport need).
     pub fn client_count(&self) -> usize {
-        self.clients
+        self.clients.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -79,58 +85,118 @@ impl App {
 
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
-        if let Some(res) = self.own_endpoint(&req) {
+        let state = self.state.load_full();
+        if let Some(res) = self.own_endpoint(&req, &state) {
             return res;
         }
         let method = method_label(req.method());
+        let reject = |e: ProxyError, tenant: &str, route: &str, upstream: &str| {
+            self.local_error(e, method, tenant, route, upstream, start)
+        };
         if let Err(e) = check_target(req.uri(), req.version()) {
-            return self.local_error(ProxyError::from(e), method, "none", NO_UPSTREAM, start);
+            return reject(e.into(), NO_TENANT, "none", NO_UPSTREAM);
         }
         if !headers_within_limits(&req) {
-            return self.local_error(
-                ProxyError::HeadersTooLarge,
-                method,
-                "none",
-                NO_UPSTREAM,
-                start,
-            );
+            return reject(ProxyError::HeadersTooLarge, NO_TENANT, "none", NO_UPSTREAM);
         }
+        let (tenant_idx, client) = match state.resolver.resolve(req.headers()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                return reject(ProxyError::Auth(e), NO_TENANT, "none", NO_UPSTREAM);
+            }
+        };
+        let tenant = &state.tenants[tenant_idx];
         let path = req.uri().path();
-        let Some(matched) = self.table.find(path) else {
-            return self.local_error(ProxyError::NoRoute, method, "none", NO_UPSTREAM, start);
+        let Some(matched) = state.table.find(path) else {
+            return reject(ProxyError::NoRoute, &tenant.name, "none", NO_UPSTREAM);
         };
         let route = matched.route.prefix.clone();
-        let upstream_name = &self.table.upstreams()[matched.route.upstream];
-        let Some(target) = &self.targets[matched.route.upstream] else {
+        let upstream_name = &state.table.upstreams()[matched.route.upstream];
+        let Some(target) = &tenant.targets[matched.route.upstream] else {
             let e = ProxyError::NotConfigured {
                 upstream: upstream_name.as_str().into(),
                 route: route.clone(),
+                tenant: tenant.name.clone(),
             };
-            return self.local_error(e, method, &route, upstream_name, start);
+            return reject(e, &tenant.name, &route, upstream_name);
         };
         let mut path_and_query = String::with_capacity(target.base_path.len() + path.len() + 64);
         matched.write_upstream_target(&target.base_path, req.uri().query(), &mut path_and_query);
+        let class = matched.route.class.unwrap_or_else(|| {
+            let rel = &path_and_query[target.base_path.len()..];
+            classify(rel.split('?').next().unwrap_or(rel), req.method())
+        });
+        if let Some(c) = client {
+            if !c.access.allows(class) {
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["forbidden_class"])
+                    .inc();
+                let e = ProxyError::ClassDenied {
+                    client: c.name.clone(),
+                    class,
+                    access: c.access,
+                };
+                return reject(e, &tenant.name, &route, upstream_name);
+            }
+            if let Some((write, read)) = &c.rate {
+                let bucket = if class == AccessClass::Write {
+                    write
+                } else {
+                    read
+                };
+                if let Err(wait) = bucket.try_take() {
+                    let e = ProxyError::TooManyRequests {
+                        limit: "client rate",
+                        retry_after: wait.as_secs().max(1),
+                    };
+                    return reject(e, &tenant.name, &route, upstream_name);
+                }
+            }
+        }
+        let slots = if class == AccessClass::Write {
+            &tenant.write_slots
+        } else {
+            &tenant.read_slots
+        };
+        let slot = match slots {
+            Some(s) => match s.try_acquire() {
+                Some(g) => Some(g),
+                None => {
+                    let e = ProxyError::TooManyRequests {
+                        limit: "tenant max_in_flight",
+                        retry_after: 1,
+                    };
+                    return reject(e, &tenant.name, &route, upstream_name);
+                }
+            },
+            None => None,
+        };
         let routed = Routed {
             target: target.clone(),
             route,
             path_and_query,
             peer,
             start,
+            slot,
         };
         forward(routed, req, &self.ids).await
     }
 
-    fn own_endpoint(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+    fn own_endpoint(&self, req: &Request<Incoming>, state: &State) -> Option<Response<Body>> {
         let path = req.uri().path();
-        if !crate::routes::RESERVED_PATHS.contains(&path) {
+        if !RESERVED_PATHS.contains(&path) {
             return None;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut res = ProxyError::NoRoute.to_response(None);
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            *res.body_mut() = http_body_util::Either::Left(http_body_util::Full::new(
+            let mut res = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
                 Bytes::from_static(br#"{"error":"method not allowed","status":405}"#),
-            ));
+            );
             res.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Some(res);
@@ -143,12 +209,9 @@ impl App {
                     env!("CARGO_PKG_VERSION")
                 )),
             ),
-            "/ready" if self.draining.load(Ordering::SeqCst) => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Bytes::from_static(br#"{"status":"draining"}"#),
-            ),
-            "/ready" => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ready"}"#)),
+            "/ready" => self.ready(req, state),
             _ => {
+                state.export_credentials_age(&self.metrics);
                 let mut res = json_response(StatusCode::OK, Bytes::from(self.metrics.render()));
                 res.headers_mut().insert(
                     CONTENT_TYPE,
@@ -159,11 +222,51 @@ impl App {
         })
     }
 
+    /// /ready: 503 while draining. `?verbose` lists tenants and their
+    /// upstreams by name (never a secret).
+    fn ready(&self, req: &Request<Incoming>, state: &State) -> Response<Body> {
+        let draining = self.draining.load(Ordering::SeqCst);
+        let (status, word) = if draining {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else {
+            (StatusCode::OK, "ready")
+        };
+        let verbose = req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv == "verbose" || kv.starts_with("verbose="))
+        });
+        if !verbose {
+            return json_response(status, Bytes::from(format!(r#"{{"status":"{word}"}}"#)));
+        }
+        let tenants: serde_json::Map<String, serde_json::Value> = state
+            .tenants
+            .iter()
+            .map(|t| {
+                let ups: Vec<&str> = state
+                    .table
+                    .upstreams()
+                    .iter()
+                    .zip(&t.targets)
+                    .filter(|(_, target)| target.is_some())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                (t.name.to_string(), serde_json::json!(ups))
+            })
+            .collect();
+        let body = serde_json::json!({
+            "status": word,
+            "require_client_auth": state.config.require_client_auth,
+            "tenants": tenants,
+        });
+        json_response(status, Bytes::from(body.to_string()))
+    }
+
     /// Answer a request that never reached an upstream; count and log it.
     fn local_error(
         &self,
         err: ProxyError,
         method: &'static str,
+        tenant: &str,
         route: &str,
         upstream: &str,
         start: Instant,
@@ -172,18 +275,18 @@ impl App {
         let id = self.ids.next();
         self.metrics
             .requests
-            .with_label_values(&[upstream, DEFAULT_TENANT, method, status.as_str()])
+            .with_label_values(&[upstream, tenant, method, status.as_str()])
             .inc();
         self.metrics
             .duration
-            .with_label_values(&[upstream, DEFAULT_TENANT, method])
+            .with_label_values(&[upstream, tenant, method])
             .observe(start.elapsed().as_secs_f64());
         tracing::info!(
             target: "access",
             method,
             route,
             upstream,
-            tenant = DEFAULT_TENANT,
+            tenant,
             status = status.as_u16(),
             duration_ms = start.elapsed().as_secs_f64() * 1000.0,
             bytes_in = 0u64,
@@ -194,6 +297,13 @@ impl App {
         );
         err.to_response(Some(&id))
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// At most 200 fields and 64 KiB of names and values. HTTP/1 is also

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use crate::access::{AccessClass, AccessSet};
 use crate::proxy::Body;
 use crate::routes::PathError;
+use crate::tenant::AuthError;
 
 /// Why an upstream exchange failed; the `kind` label of
 /// `lgtm_proxy_upstream_errors_total`.
@@ -46,8 +48,25 @@ pub enum ProxyError {
     HeadersTooLarge,
     #[error("no route matches this path")]
     NoRoute,
-    #[error("upstream {upstream} is not configured (set LGTM_{}_URL)", upstream.to_ascii_uppercase())]
-    NotConfigured { upstream: Arc<str>, route: Arc<str> },
+    #[error("upstream {upstream} is not configured for tenant {tenant}")]
+    NotConfigured {
+        upstream: Arc<str>,
+        route: Arc<str>,
+        tenant: Arc<str>,
+    },
+    #[error("{}", auth_message(*.0))]
+    Auth(AuthError),
+    #[error("client {client} may not {} (its access: {})", class.as_str(), access_list(*access))]
+    ClassDenied {
+        client: Arc<str>,
+        class: AccessClass,
+        access: AccessSet,
+    },
+    #[error("too many requests: {limit} reached")]
+    TooManyRequests {
+        limit: &'static str,
+        retry_after: u64,
+    },
     #[error("upstream {upstream} failed: {}", kind.as_str())]
     Upstream {
         upstream: Arc<str>,
@@ -67,6 +86,9 @@ impl ProxyError {
             Self::BadTarget(_) | Self::RequestBody => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute | Self::NotConfigured { .. } => StatusCode::NOT_FOUND,
+            Self::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
+            Self::Auth(_) | Self::ClassDenied { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -88,9 +110,25 @@ impl ProxyError {
             serde_json::json!({ "error": self.to_string(), "status": self.status().as_u16() });
         let obj = body.as_object_mut().expect("json object");
         match self {
-            Self::NotConfigured { upstream, route } => {
+            Self::NotConfigured {
+                upstream,
+                route,
+                tenant,
+            } => {
                 obj.insert("upstream".into(), upstream.as_ref().into());
                 obj.insert("route".into(), route.as_ref().into());
+                obj.insert("tenant".into(), tenant.as_ref().into());
+            }
+            Self::Auth(e) => {
+                obj.insert("reason".into(), e.reason().into());
+            }
+            Self::ClassDenied { client, class, .. } => {
+                obj.insert("client".into(), client.as_ref().into());
+                obj.insert("class".into(), class.as_str().into());
+            }
+            Self::TooManyRequests { limit, retry_after } => {
+                obj.insert("limit".into(), (*limit).into());
+                obj.insert("retry_after".into(), (*retry_after).into());
             }
             Self::Upstream { upstream, kind } => {
                 obj.insert("upstream".into(), upstream.as_ref().into());
@@ -113,8 +151,43 @@ impl ProxyError {
         if let Some(id) = request_id.and_then(|v| v.to_str().ok()) {
             obj.insert("request_id".into(), id.into());
         }
-        json_response(self.status(), body.to_string().into())
+        let mut res = json_response(self.status(), body.to_string().into());
+        match self {
+            Self::Auth(AuthError::Missing | AuthError::Unknown) => {
+                let h = res.headers_mut();
+                h.append(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="lgtm-proxy""#),
+                );
+                h.append(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="lgtm-proxy""#),
+                );
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        res
     }
+}
+
+fn auth_message(e: AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "client credentials required: Authorization: Bearer <token> (or Basic with the token as password)",
+        AuthError::Unknown => "client credentials not recognized",
+        AuthError::TenantMismatch => "X-Scope-OrgID names a tenant other than the one these credentials belong to",
+        AuthError::UnknownTenant => "X-Scope-OrgID names no configured tenant",
+    }
+}
+
+fn access_list(a: AccessSet) -> String {
+    a.classes()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {

@@ -14,6 +14,8 @@ pub mod error;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod telemetry;
+pub mod tenant;
 
 pub use app::App;

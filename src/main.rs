@@ -69,7 +69,7 @@ fn serve(cfg: config::Config) -> ExitCode {
     };
     runtime.block_on(async {
         telemetry::logging::init(&cfg.log, cfg.log_format);
-        let app = Arc::new(App::new(&cfg));
+        let app = Arc::new(App::new(cfg.clone()));
         let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
             Ok(l) => l,
             Err(e) => {

@@ -188,17 +188,21 @@ fn secret(
             None
         }
         (Some(t), None) => Some(t.clone()),
-        (None, Some(path)) => match {
+        (None, Some(path)) => {
             p.watch(path);
-            read_secret_file(path)
-        } {
-            Ok(s) => Some(s),
-            Err(msg) => {
-                p.add(format!("{key}_file"), msg);
-                None
-            }
-        },
+            secret_from_file(p, key, path)
+        }
         (None, None) => None,
+    }
+}
+
+fn secret_from_file(p: &mut Problems, key: &str, path: &Path) -> Option<Secret> {
+    match read_secret_file(path) {
+        Ok(s) => Some(s),
+        Err(msg) => {
+            p.add(format!("{key}_file"), msg);
+            None
+        }
     }
 }
 

@@ -26,7 +26,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(PartialEq, Eq)]
 struct TransportKey {
-    ca_file: Option<std::path::PathBuf>,
+    /// The extra CA's certificates (not its path: a rotated CA file needs
+    /// a new client).
+    ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     connect_timeout: Duration,
 }
 
@@ -47,7 +49,7 @@ impl ClientSet {
     /// The client for an upstream's transport needs, built on first use.
     pub fn client_for(&mut self, up: &Upstream) -> HttpClient {
         let key = TransportKey {
-            ca_file: up.ca.as_ref().map(|ca| ca.path.clone()),
+            ca: up.ca.as_ref().map(|ca| ca.certs.clone()),
             connect_timeout: up.connect_timeout,
         };
         if let Some((_, c)) = self.built.iter().find(|(k, _)| *k == key) {

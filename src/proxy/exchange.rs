@@ -12,6 +12,7 @@ use http::HeaderValue;
 
 use super::target::Target;
 use crate::error::UpstreamErrorKind;
+use crate::tenant::InFlightGuard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -38,6 +39,8 @@ pub struct Exchange {
     /// The client's request body failed (bad chunk, client gone): the
     /// exchange's failure is the client's, not the upstream's.
     request_body_failed: AtomicBool,
+    /// The tenant's concurrency slot, released when the exchange ends.
+    _slot: Option<InFlightGuard>,
 }
 
 impl Exchange {
@@ -47,6 +50,7 @@ impl Exchange {
         route: Arc<str>,
         target: Arc<Target>,
         request_id: HeaderValue,
+        slot: Option<InFlightGuard>,
     ) -> Arc<Self> {
         target.metrics.in_flight.inc();
         Arc::new(Exchange {
@@ -60,6 +64,7 @@ impl Exchange {
             bytes_out: AtomicU64::new(0),
             outcome: AtomicU8::new(OUTCOME_PENDING),
             request_body_failed: AtomicBool::new(false),
+            _slot: slot,
         })
     }
 

@@ -30,6 +30,7 @@ pub struct Routed {
     pub path_and_query: String,
     pub peer: SocketAddr,
     pub start: Instant,
+    pub slot: Option<crate::tenant::InFlightGuard>,
 }
 
 pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -> Response<Body> {
@@ -39,6 +40,7 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
         path_and_query,
         peer,
         start,
+        slot,
     } = routed;
     let (mut parts, body) = req.into_parts();
     let request_id = parts
@@ -53,6 +55,7 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
         route,
         target.clone(),
         request_id.clone(),
+        slot,
     );
 
     let uri = Uri::builder()

@@ -3,7 +3,7 @@
 //! sensitive), timeouts, its pooled client and its metric labels.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use http::uri::{Authority, Scheme};
@@ -26,6 +26,11 @@ pub struct Target {
     pub connect_timeout: Duration,
     pub client: HttpClient,
     pub metrics: Arc<Metrics>,
+    /// Hash of `user:token`, to tell whether a reload changed it.
+    pub credentials_id: Option<[u8; 32]>,
+    /// When these credentials were first loaded (kept across reloads that
+    /// leave them unchanged): `lgtm_proxy_credentials_age_seconds`.
+    pub credentials_since: SystemTime,
 }
 
 impl Target {
@@ -35,7 +40,16 @@ impl Target {
         client: HttpClient,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let credentials_id = up.credentials.as_ref().map(|c| {
+            let mut raw = Vec::with_capacity(c.user.len() + c.token.expose().len() + 1);
+            raw.extend_from_slice(c.user.as_bytes());
+            raw.push(b':');
+            raw.extend_from_slice(c.token.expose().as_bytes());
+            crate::tenant::token_hash(&raw)
+        });
         Target {
+            credentials_id,
+            credentials_since: SystemTime::now(),
             name: up.name.as_str().into(),
             tenant_label: tenant_label.into(),
             scheme: up.scheme.clone(),

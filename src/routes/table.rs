@@ -10,6 +10,8 @@ pub struct CompiledRoute {
     pub rewrite: Box<str>,
     /// Index into `RouteTable::upstreams`.
     pub upstream: usize,
+    /// The route's own access class, overriding path-and-method rules.
+    pub class: Option<crate::access::AccessClass>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,7 @@ impl RouteTable {
                     prefix: r.prefix.as_str().into(),
                     rewrite: r.rewrite.as_str().into(),
                     upstream,
+                    class: r.class,
                 }
             })
             .collect();

@@ -4,8 +4,8 @@
 
 use http::Method;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Upstream label for requests that never reached a route.
@@ -19,6 +19,10 @@ pub struct Metrics {
     pub request_bytes: IntCounterVec,
     pub response_bytes: IntCounterVec,
     pub in_flight: IntGauge,
+    pub auth_failures: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_last_success: Gauge,
+    pub credentials_age: GaugeVec,
 }
 
 /// Buckets from 5 ms to 2 min: remote-write pushes are fast, Loki queries slow.
@@ -75,6 +79,35 @@ impl Metrics {
             "Requests being proxied now.",
         )
         .expect("static metric definition");
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "lgtm_proxy_auth_failures_total",
+                "Requests refused by client authentication, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition");
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "lgtm_proxy_config_reloads_total",
+                "Config reload attempts, by result (success, failure).",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let config_last_success = Gauge::new(
+            "lgtm_proxy_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last config load that succeeded.",
+        )
+        .expect("static metric definition");
+        let credentials_age = GaugeVec::new(
+            Opts::new(
+                "lgtm_proxy_credentials_age_seconds",
+                "Seconds since each upstream credential last changed (or was first loaded).",
+            ),
+            &["upstream", "tenant"],
+        )
+        .expect("static metric definition");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "lgtm_proxy_build_info",
@@ -94,6 +127,10 @@ impl Metrics {
             Box::new(request_bytes.clone()),
             Box::new(response_bytes.clone()),
             Box::new(in_flight.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(config_reloads.clone()),
+            Box::new(config_last_success.clone()),
+            Box::new(credentials_age.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -112,6 +149,10 @@ impl Metrics {
             request_bytes,
             response_bytes,
             in_flight,
+            auth_failures,
+            config_reloads,
+            config_last_success,
+            credentials_age,
         }
     }
 

@@ -1,0 +1,135 @@
+//! `State`: everything built from one validated config: the route table,
+//! the tenant resolver, and per tenant its upstream targets and
+//! concurrency slots. A reload builds a new `State` and swaps it in whole;
+//! in-flight requests finish on the one they started with.
+
+use std::sync::Arc;
+
+use crate::config::{Config, DEFAULT_TENANT};
+use crate::proxy::{ClientSet, Target};
+use crate::routes::RouteTable;
+use crate::telemetry::Metrics;
+use crate::tenant::{token_hash, ClientEntry, InFlight, Resolver};
+
+pub struct State {
+    pub config: Arc<Config>,
+    pub table: RouteTable,
+    pub resolver: Resolver,
+    /// Index 0 is the default tenant (the top-level upstreams).
+    pub tenants: Vec<TenantState>,
+}
+
+pub struct TenantState {
+    pub name: Arc<str>,
+    /// Indexed like `table.upstreams()`; `None`: not configured here.
+    pub targets: Vec<Option<Arc<Target>>>,
+    /// Concurrency slots for writes and for everything else.
+    pub write_slots: Option<Arc<InFlight>>,
+    pub read_slots: Option<Arc<InFlight>>,
+}
+
+impl State {
+    /// Build from `config`, reusing `clients` (and so their pools) for
+    /// unchanged transport needs, and keeping the credential age of
+    /// targets whose credentials `previous` already had.
+    pub fn build(
+        config: Config,
+        metrics: &Arc<Metrics>,
+        clients: &mut ClientSet,
+        previous: Option<&State>,
+    ) -> State {
+        let table = RouteTable::new(&config.routes);
+        let mut names: Vec<Arc<str>> = vec![DEFAULT_TENANT.into()];
+        let mut tenants = vec![TenantState {
+            name: DEFAULT_TENANT.into(),
+            targets: targets(
+                &table,
+                &config.upstreams,
+                DEFAULT_TENANT,
+                metrics,
+                clients,
+                previous,
+            ),
+            write_slots: None,
+            read_slots: None,
+        }];
+        let mut entries = Vec::new();
+        for (i, t) in config.tenants.values().enumerate() {
+            names.push(t.name.as_str().into());
+            for c in &t.clients {
+                entries.push(ClientEntry::new(
+                    token_hash(c.token.expose().as_bytes()),
+                    i + 1,
+                    &c.name,
+                    c.access,
+                    c.rate,
+                ));
+            }
+            tenants.push(TenantState {
+                name: t.name.as_str().into(),
+                targets: targets(&table, &t.upstreams, &t.name, metrics, clients, previous),
+                write_slots: t.max_in_flight.map(InFlight::new),
+                read_slots: t.max_in_flight.map(InFlight::new),
+            });
+        }
+        let resolver = Resolver::new(names, entries, config.require_client_auth);
+        State {
+            config: Arc::new(config),
+            table,
+            resolver,
+            tenants,
+        }
+    }
+
+    /// Set `lgtm_proxy_credentials_age_seconds` for every current target.
+    pub fn export_credentials_age(&self, metrics: &Metrics) {
+        metrics.credentials_age.reset();
+        let now = std::time::SystemTime::now();
+        for t in &self.tenants {
+            for target in t.targets.iter().flatten() {
+                if target.credentials_id.is_some() {
+                    let age = now
+                        .duration_since(target.credentials_since)
+                        .unwrap_or_default();
+                    metrics
+                        .credentials_age
+                        .with_label_values(&[&target.name, &t.name])
+                        .set(age.as_secs_f64());
+                }
+            }
+        }
+    }
+}
+
+fn targets(
+    table: &RouteTable,
+    ups: &std::collections::BTreeMap<String, crate::config::Upstream>,
+    tenant: &str,
+    metrics: &Arc<Metrics>,
+    clients: &mut ClientSet,
+    previous: Option<&State>,
+) -> Vec<Option<Arc<Target>>> {
+    table
+        .upstreams()
+        .iter()
+        .map(|name| {
+            ups.get(name).map(|up| {
+                let mut target = Target::new(up, tenant, clients.client_for(up), metrics.clone());
+                if let Some(old) = previous.and_then(|p| p.target(tenant, name)) {
+                    if old.credentials_id == target.credentials_id {
+                        target.credentials_since = old.credentials_since;
+                    }
+                }
+                Arc::new(target)
+            })
+        })
+        .collect()
+}
+
+impl State {
+    fn target(&self, tenant: &str, upstream: &str) -> Option<&Arc<Target>> {
+        let t = self.tenants.iter().find(|t| &*t.name == tenant)?;
+        let i = self.table.upstreams().iter().position(|u| u == upstream)?;
+        t.targets[i].as_ref()
+    }
+}

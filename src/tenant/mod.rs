@@ -1,0 +1,10 @@
+//! Who is calling: client credentials -> tenant and client, the access
+//! check, and per-tenant / per-client limits.
+
+mod credentials;
+mod limits;
+mod resolve;
+
+pub use credentials::{presented_token_hash, token_hash};
+pub use limits::{InFlight, InFlightGuard, RateLimiter};
+pub use resolve::{AuthError, ClientEntry, Resolver};

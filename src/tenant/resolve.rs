@@ -1,0 +1,225 @@
+//! Tenant resolution, the contract's four rules in order (only when at
+//! least one tenant exists):
+//! 1. client credentials matching a client select its tenant; an
+//!    X-Scope-OrgID naming another tenant is 403;
+//! 2. if client auth is required, no or unknown credentials are 401;
+//! 3. otherwise an X-Scope-OrgID naming a tenant selects it (unknown: 403);
+//! 4. otherwise the default tenant.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use super::credentials::presented_token_hash;
+use super::limits::RateLimiter;
+use crate::access::AccessSet;
+use crate::proxy::headers::X_SCOPE_ORGID;
+
+pub struct ClientEntry {
+    hash: [u8; 32],
+    pub tenant: usize,
+    pub name: Arc<str>,
+    pub access: AccessSet,
+    /// (write, read) buckets when the client has a `rate`.
+    pub rate: Option<(RateLimiter, RateLimiter)>,
+}
+
+impl ClientEntry {
+    pub fn new(
+        hash: [u8; 32],
+        tenant: usize,
+        name: &str,
+        access: AccessSet,
+        rate: Option<f64>,
+    ) -> Self {
+        ClientEntry {
+            hash,
+            tenant,
+            name: name.into(),
+            access,
+            rate: rate.map(|r| (RateLimiter::new(r), RateLimiter::new(r))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No credentials while client auth is required (401).
+    Missing,
+    /// Credentials that match no client (401).
+    Unknown,
+    /// A client's X-Scope-OrgID names another tenant (403).
+    TenantMismatch,
+    /// X-Scope-OrgID names no configured tenant (403).
+    UnknownTenant,
+}
+
+impl AuthError {
+    /// The `reason` label of `lgtm_proxy_auth_failures_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_credentials",
+            Self::Unknown => "unknown_credentials",
+            Self::TenantMismatch => "tenant_mismatch",
+            Self::UnknownTenant => "unknown_tenant",
+        }
+    }
+}
+
+pub struct Resolver {
+    /// Tenant names; index 0 is `default`.
+    names: Vec<Arc<str>>,
+    clients: Vec<ClientEntry>,
+    require_auth: bool,
+}
+
+impl Resolver {
+    pub fn new(names: Vec<Arc<str>>, clients: Vec<ClientEntry>, require_auth: bool) -> Self {
+        Resolver {
+            names,
+            clients,
+            require_auth,
+        }
+    }
+
+    pub fn has_tenants(&self) -> bool {
+        self.names.len() > 1
+    }
+
+    pub fn tenant_name(&self, i: usize) -> &Arc<str> {
+        &self.names[i]
+    }
+
+    /// Resolve the request's tenant index and client.
+    pub fn resolve(&self, headers: &HeaderMap) -> Result<(usize, Option<&ClientEntry>), AuthError> {
+        if !self.has_tenants() && !self.require_auth {
+            return Ok((0, None));
+        }
+        let org = headers.get(&X_SCOPE_ORGID).map(|v| v.as_bytes());
+        match presented_token_hash(headers) {
+            Some(hash) => {
+                if let Some(client) = self.find(&hash) {
+                    if org.is_some_and(|o| o != self.names[client.tenant].as_bytes()) {
+                        return Err(AuthError::TenantMismatch);
+                    }
+                    return Ok((client.tenant, Some(client)));
+                }
+                if self.require_auth {
+                    return Err(AuthError::Unknown);
+                }
+            }
+            None if self.require_auth => return Err(AuthError::Missing),
+            None => {}
+        }
+        match org {
+            None => Ok((0, None)),
+            Some(o) => self
+                .names
+                .iter()
+                .position(|n| n.as_bytes() == o)
+                .map(|i| (i, None))
+                .ok_or(AuthError::UnknownTenant),
+        }
+    }
+
+    /// Compare against every client in constant time per comparison, with
+    /// no early exit.
+    fn find(&self, hash: &[u8; 32]) -> Option<&ClientEntry> {
+        let mut found = None;
+        for c in &self.clients {
+            if bool::from(c.hash.ct_eq(hash)) {
+                found = Some(c);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::token_hash;
+    use http::HeaderValue;
+
+    fn resolver(require: bool) -> Resolver {
+        let names = vec!["default".into(), "prod".into(), "stage".into()];
+        let clients = vec![
+            ClientEntry::new(token_hash(b"p-tok"), 1, "alloy", AccessSet::ALL, None),
+            ClientEntry::new(token_hash(b"s-tok"), 2, "kubecost", AccessSet::ALL, None),
+        ];
+        Resolver::new(names, clients, require)
+    }
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    fn tenant(r: &Resolver, pairs: &[(&str, &str)]) -> Result<usize, AuthError> {
+        r.resolve(&h(pairs)).map(|(t, _)| t)
+    }
+
+    #[test]
+    fn rules_in_order_with_auth_required() {
+        let r = resolver(true);
+        assert_eq!(tenant(&r, &[("authorization", "Bearer s-tok")]), Ok(2));
+        assert_eq!(
+            tenant(
+                &r,
+                &[
+                    ("authorization", "Bearer s-tok"),
+                    ("x-scope-orgid", "stage")
+                ]
+            ),
+            Ok(2)
+        );
+        assert_eq!(
+            tenant(
+                &r,
+                &[("authorization", "Bearer s-tok"), ("x-scope-orgid", "prod")]
+            ),
+            Err(AuthError::TenantMismatch)
+        );
+        assert_eq!(
+            tenant(&r, &[("authorization", "Bearer nope")]),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(tenant(&r, &[]), Err(AuthError::Missing));
+        assert_eq!(
+            tenant(&r, &[("x-scope-orgid", "prod")]),
+            Err(AuthError::Missing)
+        );
+    }
+
+    #[test]
+    fn rules_in_order_without_auth_required() {
+        let r = resolver(false);
+        assert_eq!(tenant(&r, &[("authorization", "Bearer p-tok")]), Ok(1));
+        assert_eq!(tenant(&r, &[("x-scope-orgid", "stage")]), Ok(2));
+        assert_eq!(
+            tenant(&r, &[("x-scope-orgid", "nobody")]),
+            Err(AuthError::UnknownTenant)
+        );
+        assert_eq!(tenant(&r, &[("authorization", "Bearer unknown")]), Ok(0));
+        assert_eq!(tenant(&r, &[]), Ok(0));
+    }
+
+    #[test]
+    fn without_tenants_everything_is_default() {
+        let r = Resolver::new(vec!["default".into()], vec![], false);
+        assert_eq!(
+            tenant(
+                &r,
+                &[("x-scope-orgid", "anything"), ("authorization", "Bearer x")]
+            ),
+            Ok(0)
+        );
+    }
+}
