@@ -12,6 +12,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod proxy;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod state;

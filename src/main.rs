@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use lgtm_proxy::{config, server, telemetry, App};
+use lgtm_proxy::{config, reload, server, telemetry, App};
 
 const EX_CONFIG: u8 = 78;
 
@@ -51,11 +51,11 @@ fn main() -> ExitCode {
             print!("{}", config::render_effective(&cfg));
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(cfg),
+        Command::Serve => serve(cfg, cli.config),
     }
 }
 
-fn serve(cfg: config::Config) -> ExitCode {
+fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
     // tokio reads TOKIO_WORKER_THREADS itself.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,6 +83,7 @@ fn serve(cfg: config::Config) -> ExitCode {
             clients = app.client_count(),
             "lgtm-proxy starting"
         );
+        tokio::spawn(reload::watch(app.clone(), config_path));
         match server::run(&cfg, app, listener).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -47,6 +47,8 @@ pub enum Behavior {
     Download(u64),
     /// Accept the request and never answer.
     Hang,
+    /// Never answer GETs; answer everything else like `Ok`.
+    HangReads,
     /// Send headers promising `n` bytes, send half, then drop the connection.
     CutMidBody(u64),
 }
@@ -151,7 +153,9 @@ async fn handle(
         body_len: 0,
         trailers: None,
     };
-    if let Behavior::Hang = behavior {
+    let hang = matches!(behavior, Behavior::Hang)
+        || (matches!(behavior, Behavior::HangReads) && parts.method == http::Method::GET);
+    if hang {
         log.lock().unwrap().push(rec.clone());
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
@@ -171,7 +175,7 @@ async fn handle(
     let content_type = parts.headers.get("content-type").cloned();
     log.lock().unwrap().push(rec);
     let res = match behavior {
-        Behavior::Ok => Response::new(full(Bytes::from(format!(
+        Behavior::Ok | Behavior::HangReads => Response::new(full(Bytes::from(format!(
             "{{\"status\":\"success\",\"target\":{:?}}}",
             parts.uri.to_string()
         )))),

@@ -1,0 +1,103 @@
+//! Hot reload: on SIGHUP, and when the config file or any secret file it
+//! names changes. Files are polled by content every `watch_interval` on
+//! the blocking pool (Kubernetes updates Secret mounts by swapping a
+//! `..data` symlink, which content polling sees and mtimes may not). A
+//! valid new config is swapped in whole; an invalid one (including an empty
+//! or unreadable token file) leaves the current config serving, is logged
+//! and counted.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::config;
+
+/// Watch for reload triggers until the runtime stops.
+pub async fn watch(app: Arc<App>, config_path: Option<PathBuf>) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut last = fingerprint(app.current().config.watched_files.clone()).await;
+    loop {
+        let interval = app.current().config.watch_interval;
+        #[cfg(unix)]
+        let by_signal = match hangup.as_mut() {
+            Some(h) => tokio::select! {
+                _ = h.recv() => true,
+                _ = tokio::time::sleep(interval) => false,
+            },
+            None => {
+                tokio::time::sleep(interval).await;
+                false
+            }
+        };
+        #[cfg(not(unix))]
+        let by_signal = {
+            tokio::time::sleep(interval).await;
+            false
+        };
+        let now = fingerprint(app.current().config.watched_files.clone()).await;
+        if !by_signal && now == last {
+            continue;
+        }
+        last = now;
+        reload(
+            &app,
+            config_path.clone(),
+            if by_signal { "signal" } else { "file change" },
+        )
+        .await;
+    }
+}
+
+/// Load, validate and swap in the config. Returns whether it succeeded.
+pub async fn reload(app: &App, config_path: Option<PathBuf>, trigger: &'static str) -> bool {
+    let loaded = tokio::task::spawn_blocking(move || config::load(config_path.as_deref())).await;
+    match loaded {
+        Ok(Ok(cfg)) => {
+            app.swap(cfg);
+            app.metrics()
+                .config_reloads
+                .with_label_values(&["success"])
+                .inc();
+            tracing::info!(trigger, "config reloaded");
+            true
+        }
+        Ok(Err(errors)) => {
+            app.metrics()
+                .config_reloads
+                .with_label_values(&["failure"])
+                .inc();
+            for problem in &errors.0 {
+                tracing::warn!(trigger, %problem, "config reload failed; the current config keeps serving");
+            }
+            false
+        }
+        Err(e) => {
+            app.metrics()
+                .config_reloads
+                .with_label_values(&["failure"])
+                .inc();
+            tracing::error!(trigger, error = %e, "config reload task failed");
+            false
+        }
+    }
+}
+
+/// A fingerprint of the files' names and contents (read off the runtime).
+async fn fingerprint(files: Vec<PathBuf>) -> u64 {
+    tokio::task::spawn_blocking(move || {
+        let mut h = DefaultHasher::new();
+        for f in &files {
+            f.hash(&mut h);
+            match std::fs::read(f) {
+                Ok(bytes) => bytes.hash(&mut h),
+                Err(e) => e.kind().hash(&mut h),
+            }
+        }
+        h.finish()
+    })
+    .await
+    .unwrap_or(0)
+}
