@@ -30,8 +30,10 @@ fn every_commented_key_is_accepted() {
         "/config/lgtm-proxy.toml"
     ))
     .unwrap();
-    // Uncomment `# key = value` lines (not prose), drop file-based secrets
-    // and CA paths that do not exist here.
+    // Uncomment `# key = value` lines (not prose); secret paths point at
+    // files made here (a distinct token each); the CA path is dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = "/var/run/secrets/lgtm/";
     let uncommented: String = text
         .lines()
         .map(|l| {
@@ -48,10 +50,21 @@ fn every_commented_key_is_accepted() {
                 _ => l.to_string(),
             }
         })
-        .filter(|l| !l.starts_with("token_file") && !l.starts_with("ca_file"))
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| match l.find(secrets) {
+            Some(i) => {
+                let name: String = l[i + secrets.len()..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                let file = dir.path().join(&name);
+                std::fs::write(&file, format!("token-{name}\n")).unwrap();
+                l.replace(&format!("{secrets}{name}"), file.to_str().unwrap())
+            }
+            None => l,
+        })
         .collect::<Vec<_>>()
         .join("\n");
-    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("all.toml");
     std::fs::write(&path, &uncommented).unwrap();
     let out = proxy::command(&[("LGTM_TOKEN", "glc_example")])

@@ -203,9 +203,43 @@ where
         figment = figment.merge(Toml::string(text));
     }
     figment = figment.merge(EnvLayer::from_vars(vars, &names));
-    figment
+    let mut raw = figment
         .extract::<RawConfig>()
-        .map_err(|e| ConfigErrors(e.into_iter().map(|e| describe_figment(&e)).collect()))
+        .map_err(|e| ConfigErrors(e.into_iter().map(|e| describe_figment(&e)).collect()))?;
+    let (token, file) = env_secret_wins(&figment, "");
+    clear_overridden(&mut raw.token, &mut raw.token_file, token, file);
+    for (name, up) in raw.upstreams.iter_mut() {
+        let (token, file) = env_secret_wins(&figment, &format!("upstreams.{name}."));
+        clear_overridden(&mut up.token, &mut up.token_file, token, file);
+    }
+    Ok(raw)
+}
+
+/// Whether `token` / `token_file` under `prefix` came from the environment.
+fn env_secret_wins(figment: &Figment, prefix: &str) -> (bool, bool) {
+    let from_env = |key: &str| {
+        figment
+            .find_metadata(&format!("{prefix}{key}"))
+            .is_some_and(|m| m.name == "environment")
+    };
+    (from_env("token"), from_env("token_file"))
+}
+
+/// The environment always wins: a token from env replaces a token_file from
+/// the file and the other way round. Both from one source stays a problem.
+fn clear_overridden(
+    token: &mut Option<Secret>,
+    file: &mut Option<PathBuf>,
+    token_env: bool,
+    file_env: bool,
+) {
+    if token.is_some() && file.is_some() {
+        if token_env && !file_env {
+            *file = None;
+        } else if file_env && !token_env {
+            *token = None;
+        }
+    }
 }
 
 fn describe_figment(e: &figment::Error) -> String {

@@ -164,15 +164,6 @@ fn token_files_are_read_trimmed_and_checked() {
 }
 
 #[test]
-fn token_and_token_file_together_is_a_problem() {
-    let p = problems(
-        "[upstreams.loki]\nurl = \"https://l\"\nuser = \"1\"\ntoken_file = \"/x\"\n",
-        &[("LGTM_LOKI_TOKEN", "t")],
-    );
-    assert!(has(&p, "upstreams.loki.token: set either"), "{p:?}");
-}
-
-#[test]
 fn routes_are_checked() {
     let toml = r#"
 [[routes]]
@@ -579,4 +570,47 @@ fn route_class_is_checked() {
         &[],
     );
     assert_eq!(p, ["routes[0].class: must be read, write or admin"]);
+}
+
+#[test]
+fn token_and_token_file_in_one_source_is_a_problem() {
+    let p = problems(
+        "[upstreams.loki]\nurl = \"https://l\"\nuser = \"1\"\ntoken_file = \"/x\"\ntoken = \"t\"\n",
+        &[],
+    );
+    assert!(has(&p, "upstreams.loki.token: set either"), "{p:?}");
+}
+
+#[test]
+fn an_env_secret_replaces_the_files_other_form() {
+    let c = from(
+        "token_file = \"/nonexistent\"\n[upstreams.loki]\nurl = \"https://l\"\nuser = \"1\"\ntoken_file = \"/x\"\n",
+        &[("LGTM_LOKI_TOKEN", "from-env"), ("LGTM_TOKEN", "shared-env")],
+    )
+    .unwrap();
+    assert_eq!(
+        c.upstreams["loki"]
+            .credentials
+            .as_ref()
+            .unwrap()
+            .token
+            .expose(),
+        "from-env"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(&dir, "t", "from-env-file\n");
+    let c = from(
+        "[upstreams.loki]\nurl = \"https://l\"\nuser = \"1\"\ntoken = \"inline\"\n",
+        &[("LGTM_LOKI_TOKEN_FILE", f.as_str())],
+    )
+    .unwrap();
+    assert_eq!(
+        c.upstreams["loki"]
+            .credentials
+            .as_ref()
+            .unwrap()
+            .token
+            .expose(),
+        "from-env-file"
+    );
 }
