@@ -83,7 +83,14 @@ impl App {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `peer_cn`: the subject CN of the connection's verified client
+    /// certificate, when mTLS is on.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        peer_cn: Option<&str>,
+    ) -> Response<Body> {
         let start = Instant::now();
         let state = self.state.load_full();
         if let Some(res) = self.own_endpoint(&req, &state) {
@@ -99,7 +106,7 @@ impl App {
         if !headers_within_limits(&req) {
             return reject(ProxyError::HeadersTooLarge, NO_TENANT, "none", NO_UPSTREAM);
         }
-        let (tenant_idx, client) = match state.resolver.resolve(req.headers()) {
+        let (tenant_idx, client) = match state.resolver.resolve(req.headers(), peer_cn) {
             Ok(r) => r,
             Err(e) => {
                 self.metrics

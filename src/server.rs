@@ -23,7 +23,7 @@ use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
-use crate::config::Config;
+use crate::config::{subject_cn, Config};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
 /// 431; between 64 KiB and this, `App` answers 431 itself.
@@ -43,7 +43,7 @@ pub async fn serve(
     listener: TcpListener,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let builder = connection_builder(config);
+    let builder = Arc::new(connection_builder(config));
     let graceful = GracefulShutdown::new();
     tracing::info!(listen = %listener.local_addr()?, "serving");
 
@@ -88,7 +88,7 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 
 async fn accept_until(
     listener: &TcpListener,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
     app: &Arc<App>,
     stop: impl Future<Output = ()>,
@@ -103,16 +103,43 @@ async fn accept_until(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    service(app.clone(), peer),
-                );
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                let state = app.current();
+                let tls = state.config.tls.as_ref().map(|t| t.config.clone());
+                let handshake_timeout = state.config.header_read_timeout;
+                let conn = Connection {
+                    builder: builder.clone(),
+                    watcher: graceful.watcher(),
+                    app: app.clone(),
+                    peer,
+                };
+                match tls {
+                    None => {
+                        tokio::spawn(conn.serve(stream, None));
                     }
-                });
+                    Some(tls) => {
+                        tokio::spawn(async move {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => {
+                                    let cn = stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .and_then(subject_cn)
+                                        .map(Arc::<str>::from);
+                                    conn.serve(stream, cn).await;
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Err(e)
                 if matches!(
@@ -128,10 +155,35 @@ async fn accept_until(
     }
 }
 
+/// One accepted connection, plain or after its TLS handshake.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    app: Arc<App>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I, peer_cn: Option<Arc<str>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service(self.app, peer, peer_cn))
+            .into_owned();
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
 /// The per-connection service, outermost layer first.
 fn service(
     app: Arc<App>,
     peer: SocketAddr,
+    peer_cn: Option<Arc<str>>,
 ) -> TowerToHyperService<
     impl tower::Service<
             Request<Incoming>,
@@ -147,10 +199,11 @@ fn service(
             AUTHORIZATION,
             PROXY_AUTHORIZATION,
         ]))
-        // Route, inject, forward.
+        // Resolve the tenant, route, inject, forward.
         .service(tower::service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+            let peer_cn = peer_cn.clone();
+            async move { Ok::<_, Infallible>(app.handle(req, peer, peer_cn.as_deref()).await) }
         }));
     TowerToHyperService::new(stack)
 }

@@ -58,7 +58,8 @@ impl State {
             names.push(t.name.as_str().into());
             for c in &t.clients {
                 entries.push(ClientEntry::new(
-                    token_hash(c.token.expose().as_bytes()),
+                    c.token.as_ref().map(|t| token_hash(t.expose().as_bytes())),
+                    c.cert_cn.as_deref(),
                     i + 1,
                     &c.name,
                     c.access,

@@ -6,6 +6,7 @@ mod env;
 mod raw;
 mod render;
 mod secret;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
 pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::render_effective;
 pub use secret::{Secret, REDACTED};
+pub use tls::{subject_cn, RawTls, ServerTls};
 pub use validate::validate;
 
 /// Every problem found in a config, one line each, `key: what is wrong`.
@@ -58,6 +60,8 @@ pub struct Config {
     /// The config file and every secret file it names: a change to any of
     /// them triggers a reload.
     pub watched_files: Vec<PathBuf>,
+    /// Inbound TLS (and mTLS), when configured.
+    pub tls: Option<ServerTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,10 +78,12 @@ pub struct Tenant {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub name: String,
-    pub token: Secret,
+    pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
     pub access: AccessSet,
     pub rate: Option<f64>,
+    /// mTLS: a client certificate with this subject CN is this client.
+    pub cert_cn: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
+    pub tls: Option<super::RawTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +57,9 @@ pub struct RawClient {
     /// Requests per second (token bucket, burst = one second's worth),
     /// kept separately for writes and for reads.
     pub rate: Option<f64>,
+    /// mTLS: the subject CN of this client's certificate (needs
+    /// `tls.client_ca_file`); instead of or beside `token_file`.
+    pub cert_cn: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -20,6 +20,16 @@ struct Effective<'a> {
     routes: Vec<EffectiveRoute<'a>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tenants: BTreeMap<&'a str, EffectiveTenant<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<EffectiveTls>,
+}
+
+#[derive(Serialize)]
+struct EffectiveTls {
+    cert_file: String,
+    key_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca_file: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -35,7 +45,10 @@ struct EffectiveTenant<'a> {
 #[derive(Serialize)]
 struct EffectiveClient<'a> {
     name: &'a str,
-    token_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_cn: Option<&'a str>,
     access: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate: Option<f64>,
@@ -132,19 +145,24 @@ pub fn render_effective(c: &Config) -> String {
                         clients: t
                             .clients
                             .iter()
-                            .filter_map(|cl| {
-                                Some(EffectiveClient {
-                                    name: &cl.name,
-                                    token_file: cl.token_file.as_ref()?.display().to_string(),
-                                    access: cl.access.classes().map(|a| a.as_str()).collect(),
-                                    rate: cl.rate,
-                                })
+                            .filter(|cl| cl.token_file.is_some() || cl.cert_cn.is_some())
+                            .map(|cl| EffectiveClient {
+                                name: &cl.name,
+                                token_file: cl.token_file.as_ref().map(|p| p.display().to_string()),
+                                cert_cn: cl.cert_cn.as_deref(),
+                                access: cl.access.classes().map(|a| a.as_str()).collect(),
+                                rate: cl.rate,
                             })
                             .collect(),
                     },
                 )
             })
             .collect(),
+        tls: c.tls.as_ref().map(|t| EffectiveTls {
+            cert_file: t.cert_file.display().to_string(),
+            key_file: t.key_file.display().to_string(),
+            client_ca_file: t.client_ca_file.as_ref().map(|p| p.display().to_string()),
+        }),
     };
     toml::to_string(&eff).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }

@@ -121,6 +121,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         DEFAULT_WATCH_INTERVAL,
         false,
     );
+    let tls = raw.tls.as_ref().and_then(|t| {
+        p.watch(&t.cert_file);
+        p.watch(&t.key_file);
+        if let Some(ca) = &t.client_ca_file {
+            p.watch(ca);
+        }
+        super::tls::build(t)
+            .map_err(|e| e.into_iter().for_each(|(k, m)| p.add(k, m)))
+            .ok()
+    });
+    let mtls = tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    for t in tenants.values() {
+        for c in t.clients.iter().filter(|c| c.cert_cn.is_some()) {
+            if !mtls {
+                p.add(
+                    format!("tenants.{}.clients.{}.cert_cn", t.name, c.name),
+                    "needs tls.client_ca_file (client certificates are only asked for with mTLS)",
+                );
+            }
+        }
+    }
 
     if p.0.is_empty() {
         Ok(Config {
@@ -136,6 +157,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             require_client_auth,
             watch_interval,
             watched_files: p.1,
+            tls,
         })
     } else {
         Err(ConfigErrors(p.0))
@@ -575,10 +597,11 @@ fn clients(p: &mut Problems, key: &str, t: &RawTenant) -> Vec<Client> {
                     }
                     out.push(Client {
                         name: format!("tokens-file-line-{}", n + 1),
-                        token: Secret::new(token),
+                        token: Some(Secret::new(token)),
                         token_file: None,
                         access: AccessSet::ALL,
                         rate: None,
+                        cert_cn: None,
                     });
                 }
                 if out.len() == before {
@@ -612,11 +635,18 @@ fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Client> {
                 .map_err(|m| p.add(format!("{key}.token_file"), m))
                 .ok()
         }
+        None if c.cert_cn.is_some() => None,
         None => {
-            p.add(format!("{key}.token_file"), "required");
+            p.add(
+                format!("{key}.token_file"),
+                "required (or cert_cn for an mTLS client)",
+            );
             None
         }
     };
+    if c.cert_cn.as_deref().is_some_and(str::is_empty) {
+        p.add(format!("{key}.cert_cn"), "must not be empty");
+    }
     let access = match &c.access {
         None => AccessSet::ALL,
         Some(list) if list.is_empty() => {
@@ -650,10 +680,11 @@ fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Client> {
     }
     Some(Client {
         name: c.name.clone(),
-        token: token?,
+        token,
         token_file: c.token_file.clone(),
         access,
         rate: c.rate,
+        cert_cn: c.cert_cn.clone(),
     })
 }
 
@@ -665,10 +696,16 @@ fn duplicate_tokens(p: &mut Problems, tenants: &BTreeMap<String, Tenant>) {
         .collect();
     for (i, (ta, a)) in all.iter().enumerate() {
         for (tb, b) in &all[i + 1..] {
-            if a.token == b.token {
+            if a.token.is_some() && a.token == b.token {
                 p.add(
                     format!("tenants.{tb}.clients.{}", b.name),
                     format!("same token as tenants.{ta}.clients.{}", a.name),
+                );
+            }
+            if a.cert_cn.is_some() && a.cert_cn == b.cert_cn {
+                p.add(
+                    format!("tenants.{tb}.clients.{}.cert_cn", b.name),
+                    format!("same cert_cn as tenants.{ta}.clients.{}", a.name),
                 );
             }
         }

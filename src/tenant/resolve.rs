@@ -17,7 +17,10 @@ use crate::access::AccessSet;
 use crate::proxy::headers::X_SCOPE_ORGID;
 
 pub struct ClientEntry {
-    hash: [u8; 32],
+    /// SHA-256 of the client's token (`None`: certificate only).
+    hash: Option<[u8; 32]>,
+    /// mTLS: the certificate subject CN that identifies this client.
+    cert_cn: Option<Box<str>>,
     pub tenant: usize,
     pub name: Arc<str>,
     pub access: AccessSet,
@@ -27,7 +30,8 @@ pub struct ClientEntry {
 
 impl ClientEntry {
     pub fn new(
-        hash: [u8; 32],
+        hash: Option<[u8; 32]>,
+        cert_cn: Option<&str>,
         tenant: usize,
         name: &str,
         access: AccessSet,
@@ -35,6 +39,7 @@ impl ClientEntry {
     ) -> Self {
         ClientEntry {
             hash,
+            cert_cn: cert_cn.map(Into::into),
             tenant,
             name: name.into(),
             access,
@@ -91,15 +96,31 @@ impl Resolver {
         &self.names[i]
     }
 
-    /// Resolve the request's tenant index and client.
-    pub fn resolve(&self, headers: &HeaderMap) -> Result<(usize, Option<&ClientEntry>), AuthError> {
+    /// Resolve the request's tenant index and client. `peer_cn` is the
+    /// subject CN of a verified client certificate (mTLS); a token, when
+    /// presented, decides first.
+    pub fn resolve(
+        &self,
+        headers: &HeaderMap,
+        peer_cn: Option<&str>,
+    ) -> Result<(usize, Option<&ClientEntry>), AuthError> {
         if !self.has_tenants() && !self.require_auth {
             return Ok((0, None));
         }
         let org = headers.get(&X_SCOPE_ORGID).map(|v| v.as_bytes());
-        match presented_token_hash(headers) {
-            Some(hash) => {
-                if let Some(client) = self.find(&hash) {
+        let token = presented_token_hash(headers);
+        let presented = token.is_some() || peer_cn.is_some();
+        match presented {
+            true => {
+                let client = match token {
+                    Some(hash) => self.find(&hash),
+                    None => peer_cn.and_then(|cn| {
+                        self.clients
+                            .iter()
+                            .find(|c| c.cert_cn.as_deref() == Some(cn))
+                    }),
+                };
+                if let Some(client) = client {
                     if org.is_some_and(|o| o != self.names[client.tenant].as_bytes()) {
                         return Err(AuthError::TenantMismatch);
                     }
@@ -109,8 +130,8 @@ impl Resolver {
                     return Err(AuthError::Unknown);
                 }
             }
-            None if self.require_auth => return Err(AuthError::Missing),
-            None => {}
+            false if self.require_auth => return Err(AuthError::Missing),
+            false => {}
         }
         match org {
             None => Ok((0, None)),
@@ -128,7 +149,7 @@ impl Resolver {
     fn find(&self, hash: &[u8; 32]) -> Option<&ClientEntry> {
         let mut found = None;
         for c in &self.clients {
-            if bool::from(c.hash.ct_eq(hash)) {
+            if c.hash.is_some_and(|h| bool::from(h.ct_eq(hash))) {
                 found = Some(c);
             }
         }
@@ -145,8 +166,22 @@ mod tests {
     fn resolver(require: bool) -> Resolver {
         let names = vec!["default".into(), "prod".into(), "stage".into()];
         let clients = vec![
-            ClientEntry::new(token_hash(b"p-tok"), 1, "alloy", AccessSet::ALL, None),
-            ClientEntry::new(token_hash(b"s-tok"), 2, "kubecost", AccessSet::ALL, None),
+            ClientEntry::new(
+                Some(token_hash(b"p-tok")),
+                None,
+                1,
+                "alloy",
+                AccessSet::ALL,
+                None,
+            ),
+            ClientEntry::new(
+                Some(token_hash(b"s-tok")),
+                Some("kubecost.stage"),
+                2,
+                "kubecost",
+                AccessSet::ALL,
+                None,
+            ),
         ];
         Resolver::new(names, clients, require)
     }
@@ -163,7 +198,29 @@ mod tests {
     }
 
     fn tenant(r: &Resolver, pairs: &[(&str, &str)]) -> Result<usize, AuthError> {
-        r.resolve(&h(pairs)).map(|(t, _)| t)
+        r.resolve(&h(pairs), None).map(|(t, _)| t)
+    }
+
+    #[test]
+    fn certificate_cn_selects_a_client_and_a_token_decides_first() {
+        let r = resolver(true);
+        assert_eq!(
+            r.resolve(&h(&[]), Some("kubecost.stage"))
+                .map(|(t, c)| (t, c.map(|c| c.name.to_string()))),
+            Ok((2, Some("kubecost".into())))
+        );
+        assert_eq!(
+            r.resolve(&h(&[]), Some("stranger")).map(|(t, _)| t),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(
+            r.resolve(
+                &h(&[("authorization", "Bearer p-tok")]),
+                Some("kubecost.stage")
+            )
+            .map(|(t, _)| t),
+            Ok(1)
+        );
     }
 
     #[test]

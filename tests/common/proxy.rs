@@ -82,10 +82,16 @@ impl ProxyProc {
                 }
             });
         }
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
+        // Wait for the address, or notice at once that the process exited.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(a) = rx.recv_timeout(Duration::from_millis(20)) {
+                break a;
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
                 let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(50));
                 panic!("lgtm-proxy did not start:\n{}", logs.lock().unwrap());
             }
         };

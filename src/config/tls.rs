@@ -1,0 +1,123 @@
+//! Inbound TLS: the listener's certificate and key, and an optional client
+//! CA for mTLS. Files are read and the rustls config is built at load time
+//! (so a bad file is a config error naming the key), and again on reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Clients may present a certificate signed by this CA; its subject CN
+    /// selects a client with the same `cert_cn`. Tokens keep working.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The validated inbound TLS setup.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// Build the server config; problems as `(key, message)`.
+pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let certs = read_certs(&raw.cert_file)
+        .map_err(|m| problems.push(("tls.cert_file".to_string(), m)))
+        .ok();
+    let key = PrivateKeyDer::from_pem_file(&raw.key_file)
+        .map_err(|e| {
+            problems.push((
+                "tls.key_file".to_string(),
+                format!(
+                    "{}: no usable PEM private key ({e})",
+                    raw.key_file.display()
+                ),
+            ))
+        })
+        .ok();
+    let verifier = raw.client_ca_file.as_ref().and_then(|path| {
+        let certs = read_certs(path)
+            .map_err(|m| problems.push(("tls.client_ca_file".to_string(), m)))
+            .ok()?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs {
+            if let Err(e) = roots.add(c) {
+                problems.push((
+                    "tls.client_ca_file".to_string(),
+                    format!("{}: not a usable CA: {e}", path.display()),
+                ));
+                return None;
+            }
+        }
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| problems.push(("tls.client_ca_file".to_string(), e.to_string())))
+            .ok()
+    });
+    let (Some(certs), Some(key)) = (certs, key) else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        vec![(
+            "tls.key_file".to_string(),
+            format!("does not match tls.cert_file: {e}"),
+        )]
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServerTls {
+        cert_file: raw.cert_file.clone(),
+        key_file: raw.key_file.clone(),
+        client_ca_file: raw.client_ca_file.clone(),
+        config: Arc::new(config),
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
+        Err(e) => Err(format!("{}: bad PEM: {e}", path.display())),
+    }
+}
+
+/// The subject CN of a client certificate (mTLS identity).
+pub fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(cn)
+}
