@@ -23,6 +23,7 @@ use crate::routes::{check_target, RESERVED_PATHS};
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, Metrics};
+use crate::tenant::InFlight;
 
 /// The contract's request-header limits, enforced on HTTP/1.1 and h2 alike.
 pub const MAX_HEADER_FIELDS: usize = 200;
@@ -38,6 +39,8 @@ pub struct App {
     draining: AtomicBool,
     /// Clients live across reloads: unchanged transports keep their pools.
     clients: Mutex<ClientSet>,
+    /// `max_in_flight` (set at start).
+    in_flight_cap: Option<Arc<InFlight>>,
 }
 
 impl App {
@@ -45,6 +48,7 @@ impl App {
     pub fn new(config: Config) -> Self {
         let metrics = Arc::new(Metrics::new());
         let mut clients = ClientSet::new();
+        let in_flight_cap = config.max_in_flight.map(InFlight::new);
         let state = State::build(config, &metrics, &mut clients, None);
         metrics.config_last_success.set(unix_now());
         App {
@@ -53,6 +57,7 @@ impl App {
             ids: RequestIds::new(),
             draining: AtomicBool::new(false),
             clients: Mutex::new(clients),
+            in_flight_cap,
         }
     }
 
@@ -99,6 +104,19 @@ impl App {
         let method = method_label(req.method());
         let reject = |e: ProxyError, tenant: &str, route: &str, upstream: &str| {
             self.local_error(e, method, tenant, route, upstream, start)
+        };
+        // Global overload guard: answer 503 at once rather than queue.
+        let global_slot = match &self.in_flight_cap {
+            Some(cap) => match cap.try_acquire() {
+                Some(g) => Some(g),
+                None => {
+                    let e = ProxyError::Overloaded {
+                        limit: "max_in_flight",
+                    };
+                    return reject(e, NO_TENANT, "none", NO_UPSTREAM);
+                }
+            },
+            None => None,
         };
         if let Err(e) = check_target(req.uri(), req.version()) {
             return reject(e.into(), NO_TENANT, "none", NO_UPSTREAM);
@@ -165,6 +183,20 @@ impl App {
                 }
             }
         }
+        if let Some(limit) = matched.route.max_body_bytes {
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return reject(
+                    ProxyError::BodyTooLarge { limit },
+                    &tenant.name,
+                    &route,
+                    upstream_name,
+                );
+            }
+        }
         let slots = if class == AccessClass::Write {
             &tenant.write_slots
         } else {
@@ -189,7 +221,9 @@ impl App {
             path_and_query,
             peer,
             start,
-            slot,
+            slots: [global_slot, slot],
+            upgrade_idle_timeout: matched.route.upgrade_idle_timeout,
+            max_body_bytes: matched.route.max_body_bytes,
         };
         forward(routed, req, &self.ids).await
     }

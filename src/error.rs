@@ -44,6 +44,12 @@ pub enum ProxyError {
     BadTarget(#[from] PathError),
     #[error("request body is malformed or was cut short")]
     RequestBody,
+    #[error("request body larger than max_body_bytes = {limit}")]
+    BodyTooLarge { limit: u64 },
+    #[error("no request body byte within idle_timeout = {}", humantime::format_duration(*after))]
+    RequestIdle { after: Duration },
+    #[error("overloaded: {limit} reached")]
+    Overloaded { limit: &'static str },
     #[error("request headers too large (limits: 200 fields, 64 KiB)")]
     HeadersTooLarge,
     #[error("no route matches this path")]
@@ -89,6 +95,9 @@ impl ProxyError {
             Self::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
             Self::Auth(_) | Self::ClassDenied { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestIdle { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -125,6 +134,20 @@ impl ProxyError {
             Self::ClassDenied { client, class, .. } => {
                 obj.insert("client".into(), client.as_ref().into());
                 obj.insert("class".into(), class.as_str().into());
+            }
+            Self::BodyTooLarge { limit } => {
+                obj.insert("setting".into(), "max_body_bytes".into());
+                obj.insert("value".into(), (*limit).into());
+            }
+            Self::RequestIdle { after } => {
+                obj.insert("setting".into(), "idle_timeout".into());
+                obj.insert(
+                    "value".into(),
+                    humantime::format_duration(*after).to_string().into(),
+                );
+            }
+            Self::Overloaded { limit } => {
+                obj.insert("limit".into(), (*limit).into());
             }
             Self::TooManyRequests { limit, retry_after } => {
                 obj.insert("limit".into(), (*limit).into());

@@ -24,6 +24,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::config::{subject_cn, Config};
+use crate::tenant::{InFlight, InFlightGuard};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
 /// 431; between 64 KiB and this, `App` answers 431 itself.
@@ -47,7 +48,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tracing::info!(listen = %listener.local_addr()?, "serving");
 
-    accept_until(&listener, &builder, &graceful, &app, stop).await;
+    let connections = config.max_connections.map(InFlight::new);
+    accept_until(&listener, &builder, &graceful, &app, stop, &connections).await;
     app.start_draining();
     tracing::info!(delay = ?config.shutdown_delay, "shutdown: /ready is 503, still serving");
     accept_until(
@@ -56,6 +58,7 @@ pub async fn serve(
         &graceful,
         &app,
         tokio::time::sleep(config.shutdown_delay),
+        &connections,
     )
     .await;
     drop(listener);
@@ -92,6 +95,7 @@ async fn accept_until(
     graceful: &GracefulShutdown,
     app: &Arc<App>,
     stop: impl Future<Output = ()>,
+    connections: &Option<Arc<InFlight>>,
 ) {
     tokio::pin!(stop);
     loop {
@@ -103,6 +107,16 @@ async fn accept_until(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let conn_slot = match &connections {
+                    Some(cap) => match cap.try_acquire() {
+                        Some(slot) => Some(slot),
+                        None => {
+                            tokio::spawn(refuse(stream));
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let state = app.current();
                 let tls = state.config.tls.as_ref().map(|t| t.config.clone());
                 let handshake_timeout = state.config.header_read_timeout;
@@ -111,6 +125,7 @@ async fn accept_until(
                     watcher: graceful.watcher(),
                     app: app.clone(),
                     peer,
+                    _slot: conn_slot,
                 };
                 match tls {
                     None => {
@@ -161,6 +176,26 @@ struct Connection {
     watcher: hyper_util::server::graceful::Watcher,
     app: Arc<App>,
     peer: SocketAddr,
+    /// The connection's `max_connections` slot, freed when it closes.
+    _slot: Option<InFlightGuard>,
+}
+
+/// Beyond `max_connections`: a short 503 and close, instead of an
+/// unbounded backlog.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str =
+        r#"{"error":"overloaded: max_connections reached","status":503,"limit":"max_connections"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
 }
 
 impl Connection {

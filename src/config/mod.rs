@@ -62,6 +62,8 @@ pub struct Config {
     pub watched_files: Vec<PathBuf>,
     /// Inbound TLS (and mTLS), when configured.
     pub tls: Option<ServerTls>,
+    pub max_connections: Option<usize>,
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +101,7 @@ pub struct Upstream {
     pub tenant: Option<String>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
     /// Extra trusted CA for this upstream, read and parsed at load time.
     pub ca: Option<CaFile>,
 }
@@ -130,6 +133,8 @@ pub struct Route {
     pub rewrite: String,
     /// Overrides the class decided from path and method.
     pub class: Option<AccessClass>,
+    pub upgrade_idle_timeout: Duration,
+    pub max_body_bytes: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8085";
@@ -139,6 +144,8 @@ pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The name of the top-level configuration in logs and metrics.
 pub const DEFAULT_TENANT: &str = "default";
 

@@ -24,6 +24,10 @@ pub struct RawConfig {
     pub require_client_auth: Option<bool>,
     /// How often the config file and secret files are checked for changes.
     pub watch_interval: Option<String>,
+    /// Open client connections at most; beyond it new ones get 503.
+    pub max_connections: Option<usize>,
+    /// Requests in flight at most (all tenants); beyond it 503.
+    pub max_in_flight: Option<usize>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default)]
@@ -75,6 +79,8 @@ pub struct RawUpstream {
     pub basic_auth: Option<bool>,
     pub timeout: Option<String>,
     pub connect_timeout: Option<String>,
+    /// No body byte in either direction this long: the exchange is aborted.
+    pub idle_timeout: Option<String>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -86,6 +92,12 @@ pub struct RawRoute {
     pub rewrite: Option<String>,
     /// Access class for all of this route's traffic: read, write or admin.
     pub class: Option<String>,
+    /// An upgraded (WebSocket) session with no byte either way this long
+    /// is closed.
+    pub upgrade_idle_timeout: Option<String>,
+    /// Request bodies larger than this are refused with 413 (default: no
+    /// limit; Grafana Cloud enforces its own).
+    pub max_body_bytes: Option<u64>,
 }
 
 /// Grafana Cloud user IDs are numbers; `user = 2668285` should work as well

@@ -15,8 +15,9 @@ use rustls::pki_types::CertificateDer;
 use super::{
     CaFile, Client, Config, ConfigErrors, Credentials, LogFormat, RawClient, RawConfig, RawTenant,
     RawUpstream, Route, Secret, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_WATCH_INTERVAL,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT,
+    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_WATCH_INTERVAL,
 };
 
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
@@ -143,6 +144,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
 
+    let max_connections = positive(&mut p, "max_connections", raw.max_connections);
+    let max_in_flight = positive(&mut p, "max_in_flight", raw.max_in_flight);
     if p.0.is_empty() {
         Ok(Config {
             listen,
@@ -158,10 +161,19 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             watch_interval,
             watched_files: p.1,
             tls,
+            max_connections,
+            max_in_flight,
         })
     } else {
         Err(ConfigErrors(p.0))
     }
+}
+
+fn positive(p: &mut Problems, key: &str, n: Option<usize>) -> Option<usize> {
+    if n == Some(0) {
+        p.add(key, "must be at least 1 (omit it for no limit)");
+    }
+    n.filter(|n| *n > 0)
 }
 
 fn valid_upstream_name(name: &str) -> bool {
@@ -265,6 +277,13 @@ fn upstream(
         DEFAULT_CONNECT_TIMEOUT,
         false,
     );
+    let idle_timeout = duration(
+        p,
+        &format!("{key}.idle_timeout"),
+        &up.idle_timeout,
+        DEFAULT_IDLE_TIMEOUT,
+        false,
+    );
     let token_problems = p.0.len();
     let own_token = secret(
         p,
@@ -342,6 +361,7 @@ fn upstream(
         tenant,
         timeout,
         connect_timeout,
+        idle_timeout,
         ca,
     })
 }
@@ -409,6 +429,8 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
             upstream: upstream.to_string(),
             rewrite: rewrite.to_string(),
             class: None,
+            upgrade_idle_timeout: DEFAULT_UPGRADE_IDLE_TIMEOUT,
+            max_body_bytes: None,
         })
         .collect();
     let mut seen: Vec<&str> = Vec::new();
@@ -458,6 +480,19 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
             }
             parsed
         });
+        let upgrade_idle_timeout = duration(
+            p,
+            &format!("{key}.upgrade_idle_timeout"),
+            &r.upgrade_idle_timeout,
+            DEFAULT_UPGRADE_IDLE_TIMEOUT,
+            false,
+        );
+        if r.max_body_bytes == Some(0) {
+            p.add(
+                format!("{key}.max_body_bytes"),
+                "must be at least 1 (omit it for no limit)",
+            );
+        }
         if p.0.len() != before {
             continue;
         }
@@ -466,6 +501,8 @@ fn routes(p: &mut Problems, raw: &RawConfig) -> Vec<Route> {
             upstream: r.upstream.clone(),
             rewrite,
             class,
+            upgrade_idle_timeout,
+            max_body_bytes: r.max_body_bytes,
         };
         match routes.iter_mut().find(|b| b.prefix == route.prefix) {
             Some(existing) => *existing = route,
@@ -567,6 +604,7 @@ fn inherit(own: &RawUpstream, top: Option<&RawUpstream>, tenant: &str) -> RawUps
         basic_auth: own.basic_auth.or(top.basic_auth),
         timeout: own.timeout.clone().or(top.timeout),
         connect_timeout: own.connect_timeout.clone().or(top.connect_timeout),
+        idle_timeout: own.idle_timeout.clone().or(top.idle_timeout),
         ca_file: own.ca_file.clone().or(top.ca_file),
     }
 }

@@ -32,9 +32,22 @@ struct TransportKey {
     connect_timeout: Duration,
 }
 
+/// The clients one transport need gets: hyper-util's pool keys on scheme
+/// and authority, and the protocol choice is per client, so each protocol
+/// need is its own client.
+#[derive(Clone)]
+pub struct Clients {
+    /// HTTP/1.1, or h2 when an https upstream offers it by ALPN.
+    pub auto: HttpClient,
+    /// HTTP/1.1 only, for Upgrade requests (h2 has no `upgrade` header).
+    pub http1: HttpClient,
+    /// HTTP/2 with prior knowledge: gRPC to an `http://` upstream.
+    pub h2c: HttpClient,
+}
+
 pub struct ClientSet {
     proxies: Arc<Matcher>,
-    built: Vec<(TransportKey, HttpClient)>,
+    built: Vec<(TransportKey, Clients)>,
 }
 
 impl ClientSet {
@@ -46,8 +59,8 @@ impl ClientSet {
         }
     }
 
-    /// The client for an upstream's transport needs, built on first use.
-    pub fn client_for(&mut self, up: &Upstream) -> HttpClient {
+    /// The clients for an upstream's transport needs, built on first use.
+    pub fn client_for(&mut self, up: &Upstream) -> Clients {
         let key = TransportKey {
             ca: up.ca.as_ref().map(|ca| ca.certs.clone()),
             connect_timeout: up.connect_timeout,
@@ -55,9 +68,13 @@ impl ClientSet {
         if let Some((_, c)) = self.built.iter().find(|(k, _)| *k == key) {
             return c.clone();
         }
-        let client = build(up, &self.proxies);
-        self.built.push((key, client.clone()));
-        client
+        let clients = Clients {
+            auto: build(up, &self.proxies, Protocol::Auto),
+            http1: build(up, &self.proxies, Protocol::Http1),
+            h2c: build(up, &self.proxies, Protocol::H2c),
+        };
+        self.built.push((key, clients.clone()));
+        clients
     }
 
     /// How many distinct clients exist (one per transport need).
@@ -76,7 +93,14 @@ impl Default for ClientSet {
     }
 }
 
-fn build(up: &Upstream, proxies: &Arc<Matcher>) -> HttpClient {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Auto,
+    Http1,
+    H2c,
+}
+
+fn build(up: &Upstream, proxies: &Arc<Matcher>, protocol: Protocol) -> HttpClient {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -99,16 +123,25 @@ fn build(up: &Upstream, proxies: &Arc<Matcher>) -> HttpClient {
     http.set_connect_timeout(Some(up.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
 
-    let https = HttpsConnectorBuilder::new()
+    let builder = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(Egress::new(http, proxies.clone()));
-
+        .https_or_http();
+    let https = match protocol {
+        Protocol::Http1 => builder
+            .enable_http1()
+            .wrap_connector(Egress::new(http, proxies.clone())),
+        Protocol::H2c => builder
+            .enable_http2()
+            .wrap_connector(Egress::new(http, proxies.clone())),
+        Protocol::Auto => builder
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(Egress::new(http, proxies.clone())),
+    };
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http2_only(protocol == Protocol::H2c)
         .build(https)
 }

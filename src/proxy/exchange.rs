@@ -4,7 +4,7 @@
 //! so a stream that is cut short is still counted and logged, with its
 //! outcome.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,9 +22,31 @@ pub enum Direction {
     Out,
 }
 
-const OUTCOME_PENDING: u8 = 0;
-const OUTCOME_DONE: u8 = 1;
-const OUTCOME_ABORTED: u8 = 2;
+/// How a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BodyEnd {
+    Open = 0,
+    Complete = 1,
+    /// The sending side failed (reset, malformed chunk, client gone).
+    Failed = 2,
+    /// Cut by `idle_timeout`.
+    Idle = 3,
+    /// Cut by `max_body_bytes`.
+    TooLarge = 4,
+}
+
+impl BodyEnd {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Complete,
+            2 => Self::Failed,
+            3 => Self::Idle,
+            4 => Self::TooLarge,
+            _ => Self::Open,
+        }
+    }
+}
 
 pub struct Exchange {
     start: Instant,
@@ -35,12 +57,12 @@ pub struct Exchange {
     status: AtomicU16,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    outcome: AtomicU8,
-    /// The client's request body failed (bad chunk, client gone): the
-    /// exchange's failure is the client's, not the upstream's.
-    request_body_failed: AtomicBool,
-    /// The tenant's concurrency slot, released when the exchange ends.
-    _slot: Option<InFlightGuard>,
+    request_end: AtomicU8,
+    response_end: AtomicU8,
+    /// Set when the exchange ended without an upstream response.
+    answered_locally: AtomicU8,
+    /// Concurrency slots (global, tenant), released when the exchange ends.
+    _slots: [Option<InFlightGuard>; 2],
 }
 
 impl Exchange {
@@ -50,7 +72,7 @@ impl Exchange {
         route: Arc<str>,
         target: Arc<Target>,
         request_id: HeaderValue,
-        slot: Option<InFlightGuard>,
+        slots: [Option<InFlightGuard>; 2],
     ) -> Arc<Self> {
         target.metrics.in_flight.inc();
         Arc::new(Exchange {
@@ -62,9 +84,10 @@ impl Exchange {
             status: AtomicU16::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            outcome: AtomicU8::new(OUTCOME_PENDING),
-            request_body_failed: AtomicBool::new(false),
-            _slot: slot,
+            request_end: AtomicU8::new(BodyEnd::Open as u8),
+            response_end: AtomicU8::new(BodyEnd::Open as u8),
+            answered_locally: AtomicU8::new(0),
+            _slots: slots,
         })
     }
 
@@ -72,26 +95,27 @@ impl Exchange {
         &self.request_id
     }
 
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.target.metrics
+    }
+
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Relaxed);
     }
 
     /// The exchange ended without an upstream response. `kind` is set for
-    /// upstream faults (502/504), `None` for the client's (400).
+    /// upstream faults (502/504), `None` for the client's (4xx).
     pub fn failed(&self, status: u16, kind: Option<UpstreamErrorKind>) {
         self.set_status(status);
         if let Some(kind) = kind {
-            self.target
-                .metrics
-                .upstream_errors
-                .with_label_values(&[&self.target.name, kind.as_str()])
-                .inc();
+            self.count_upstream_error(kind);
         }
-        self.outcome.store(OUTCOME_DONE, Relaxed);
+        self.answered_locally.store(1, Relaxed);
     }
 
-    pub fn request_body_failed(&self) -> bool {
-        self.request_body_failed.load(Relaxed)
+    /// How the client's request body ended (`Open` while it streams).
+    pub fn request_end(&self) -> BodyEnd {
+        BodyEnd::from_u8(self.request_end.load(Relaxed))
     }
 
     pub(super) fn add_bytes(&self, dir: Direction, n: u64) {
@@ -101,31 +125,53 @@ impl Exchange {
         };
     }
 
-    pub(super) fn body_done(&self, dir: Direction) {
-        if dir == Direction::Out {
-            let _ = self
-                .outcome
-                .compare_exchange(OUTCOME_PENDING, OUTCOME_DONE, Relaxed, Relaxed);
+    /// Record the first way a body ended.
+    pub(super) fn body_ended(&self, dir: Direction, end: BodyEnd) {
+        let slot = match dir {
+            Direction::In => &self.request_end,
+            Direction::Out => &self.response_end,
+        };
+        if slot
+            .compare_exchange(BodyEnd::Open as u8, end as u8, Relaxed, Relaxed)
+            .is_ok()
+            && dir == Direction::Out
+        {
+            match end {
+                BodyEnd::Failed => self.count_upstream_error(UpstreamErrorKind::Reset),
+                BodyEnd::Idle => self.count_upstream_error(UpstreamErrorKind::Timeout),
+                _ => {}
+            }
         }
     }
 
-    pub(super) fn body_failed(&self, dir: Direction) {
-        self.outcome.store(OUTCOME_ABORTED, Relaxed);
-        if dir == Direction::In {
-            self.request_body_failed.store(true, Relaxed);
-        }
-        if dir == Direction::Out {
-            self.target
-                .metrics
-                .upstream_errors
-                .with_label_values(&[&self.target.name, UpstreamErrorKind::Reset.as_str()])
-                .inc();
-        }
-    }
-
-    /// A response with an empty body (HEAD, 204, 304) ends with its headers.
+    /// A response with an empty body (HEAD, 204, 304, 101) ends with its
+    /// headers.
     pub fn response_has_no_body(&self) {
-        self.body_done(Direction::Out);
+        self.body_ended(Direction::Out, BodyEnd::Complete);
+    }
+
+    fn count_upstream_error(&self, kind: UpstreamErrorKind) {
+        self.target
+            .metrics
+            .upstream_errors
+            .with_label_values(&[&self.target.name, kind.as_str()])
+            .inc();
+    }
+
+    fn outcome(&self) -> &'static str {
+        if self.answered_locally.load(Relaxed) == 1 {
+            return "complete";
+        }
+        match (
+            self.request_end(),
+            BodyEnd::from_u8(self.response_end.load(Relaxed)),
+        ) {
+            (_, BodyEnd::Complete) => "complete",
+            (_, BodyEnd::Idle) | (BodyEnd::Idle, _) => "idle_timeout",
+            (_, BodyEnd::TooLarge) | (BodyEnd::TooLarge, _) => "body_too_large",
+            (_, BodyEnd::Failed) | (BodyEnd::Failed, _) => "aborted",
+            _ => "client_gone",
+        }
     }
 }
 
@@ -152,11 +198,6 @@ impl Drop for Exchange {
         m.response_bytes
             .with_label_values(&[&t.name, &t.tenant_label])
             .inc_by(bytes_out);
-        let outcome = match self.outcome.load(Relaxed) {
-            OUTCOME_DONE => "complete",
-            OUTCOME_ABORTED => "aborted",
-            _ => "client_gone",
-        };
         tracing::info!(
             target: "access",
             method = self.method,
@@ -167,7 +208,7 @@ impl Drop for Exchange {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             bytes_in,
             bytes_out,
-            outcome,
+            outcome = self.outcome(),
             request_id = self.request_id.to_str().unwrap_or("-"),
         );
     }

@@ -9,16 +9,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Extensions, Request, Response, Uri, Version};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{Extensions, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{Body, Metered};
-use super::exchange::{Direction, Exchange};
+use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers::{self, X_REQUEST_ID};
 use super::request_id::RequestIds;
 use super::target::Target;
+use super::upgrade;
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::telemetry::method_label;
 
@@ -30,18 +34,31 @@ pub struct Routed {
     pub path_and_query: String,
     pub peer: SocketAddr,
     pub start: Instant,
-    pub slot: Option<crate::tenant::InFlightGuard>,
+    /// Concurrency slots (global, tenant) held until the exchange ends.
+    pub slots: [Option<crate::tenant::InFlightGuard>; 2],
+    /// The route's `upgrade_idle_timeout` and `max_body_bytes`.
+    pub upgrade_idle_timeout: Duration,
+    pub max_body_bytes: Option<u64>,
 }
 
-pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -> Response<Body> {
+pub async fn forward(
+    routed: Routed,
+    mut req: Request<Incoming>,
+    ids: &RequestIds,
+) -> Response<Body> {
     let Routed {
         target,
         route,
         path_and_query,
         peer,
         start,
-        slot,
+        slots,
+        upgrade_idle_timeout,
+        max_body_bytes,
     } = routed;
+    let upgrade =
+        upgrade::requested(req.headers(), req.version()).map(|p| (p, hyper::upgrade::on(&mut req)));
+    let grpc = is_grpc(req.headers());
     let (mut parts, body) = req.into_parts();
     let request_id = parts
         .headers
@@ -55,7 +72,7 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
         route,
         target.clone(),
         request_id.clone(),
-        slot,
+        slots,
     );
 
     let uri = Uri::builder()
@@ -66,23 +83,49 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
     let Ok(uri) = uri else {
         // The inbound target was a valid URI and the rewrite parts were
         // validated, so this is unreachable in practice; answer, never panic.
-        exchange.set_status(400);
+        exchange.failed(400, None);
         return ProxyError::BadTarget(crate::routes::PathError::NotOriginForm)
             .to_response(Some(&request_id));
     };
     headers::prepare_request(&mut parts.headers, &target, peer.ip(), &request_id);
     parts.uri = uri;
-    // The upstream connection decides its own protocol (ALPN); HTTP/1.1
-    // here lets the client use either.
-    parts.version = Version::HTTP_11;
     parts.extensions = Extensions::new();
-    let outbound = Request::from_parts(parts, Metered::new(body, exchange.clone(), Direction::In));
+    // The protocol toward the upstream is chosen here, never copied from
+    // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
+    // rest take what ALPN gives.
+    let client = if let Some((protocol, _)) = &upgrade {
+        upgrade::restore(&mut parts.headers, protocol.clone());
+        parts.version = Version::HTTP_11;
+        &target.clients.http1
+    } else if grpc && target.scheme == Scheme::HTTP {
+        parts.version = Version::HTTP_2;
+        &target.clients.h2c
+    } else {
+        parts.version = Version::HTTP_11;
+        &target.clients.auto
+    };
+    let body = Metered::new(
+        body,
+        exchange.clone(),
+        Direction::In,
+        target.idle_timeout,
+        max_body_bytes,
+    );
+    let outbound = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(target.timeout, target.client.request(outbound)).await;
+    let sent = tokio::time::timeout(target.timeout, client.request(outbound)).await;
     let result = match sent {
         Ok(Ok(res)) => Ok(res),
-        Ok(Err(_)) if exchange.request_body_failed() => Err(ProxyError::RequestBody),
-        Ok(Err(e)) => Err(classify(&e, &target)),
+        Ok(Err(e)) => Err(match exchange.request_end() {
+            BodyEnd::TooLarge => ProxyError::BodyTooLarge {
+                limit: max_body_bytes.unwrap_or_default(),
+            },
+            BodyEnd::Idle => ProxyError::RequestIdle {
+                after: target.idle_timeout,
+            },
+            BodyEnd::Failed => ProxyError::RequestBody,
+            _ => classify(&e, &target),
+        }),
         Err(_) => Err(ProxyError::Timeout {
             upstream: target.name.clone(),
             setting: "timeout",
@@ -90,6 +133,10 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
         }),
     };
     match result {
+        Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade.is_some() => {
+            let inbound = upgrade.map(|(_, on)| on).expect("checked above");
+            upgrade::switch(res, inbound, exchange, upgrade_idle_timeout)
+        }
         Ok(res) => {
             let (mut parts, body) = res.into_parts();
             exchange.set_status(parts.status.as_u16());
@@ -97,10 +144,8 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
             if body.is_end_stream() {
                 exchange.response_has_no_body();
             }
-            Response::from_parts(
-                parts,
-                Either::Right(Metered::new(body, exchange, Direction::Out)),
-            )
+            let body = Metered::new(body, exchange, Direction::Out, target.idle_timeout, None);
+            Response::from_parts(parts, Either::Right(body))
         }
         Err(err) => {
             exchange.failed(err.status().as_u16(), err.upstream_kind());
@@ -108,11 +153,18 @@ pub async fn forward(routed: Routed, req: Request<Incoming>, ids: &RequestIds) -
                 upstream = &*target.name,
                 request_id = request_id.to_str().unwrap_or("-"),
                 error = %err,
-                "upstream request failed"
+                "request failed"
             );
             err.to_response(Some(&request_id))
         }
     }
+}
+
+/// gRPC, by its content type (`application/grpc`, `+proto`, `+json`...).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Map a client error to the contract's kinds by walking its sources,

@@ -9,9 +9,10 @@ mod forward;
 pub mod headers;
 mod request_id;
 mod target;
+mod upgrade;
 
 pub use body::{Body, Metered};
-pub use client::{ClientSet, HttpClient};
+pub use client::{ClientSet, Clients, HttpClient};
 pub use exchange::Exchange;
 pub use forward::{forward, Routed};
 pub use request_id::RequestIds;

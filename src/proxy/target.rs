@@ -9,7 +9,7 @@ use base64::Engine as _;
 use http::uri::{Authority, Scheme};
 use http::HeaderValue;
 
-use super::client::HttpClient;
+use super::client::Clients;
 use crate::config::{Secret, Upstream};
 use crate::telemetry::Metrics;
 
@@ -24,7 +24,8 @@ pub struct Target {
     pub org_id: Option<HeaderValue>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    pub client: HttpClient,
+    pub idle_timeout: Duration,
+    pub clients: Clients,
     pub metrics: Arc<Metrics>,
     /// Hash of `user:token`, to tell whether a reload changed it.
     pub credentials_id: Option<[u8; 32]>,
@@ -34,12 +35,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(
-        up: &Upstream,
-        tenant_label: &str,
-        client: HttpClient,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(up: &Upstream, tenant_label: &str, clients: Clients, metrics: Arc<Metrics>) -> Self {
         let credentials_id = up.credentials.as_ref().map(|c| {
             let mut raw = Vec::with_capacity(c.user.len() + c.token.expose().len() + 1);
             raw.extend_from_slice(c.user.as_bytes());
@@ -66,7 +62,8 @@ impl Target {
             }),
             timeout: up.timeout,
             connect_timeout: up.connect_timeout,
-            client,
+            idle_timeout: up.idle_timeout,
+            clients,
             metrics,
         }
     }

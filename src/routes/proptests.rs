@@ -40,6 +40,8 @@ fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
             }
             routes.push(Route {
                 class: None,
+                upgrade_idle_timeout: std::time::Duration::from_secs(3600),
+                max_body_bytes: None,
                 prefix,
                 upstream: format!("u{i}"),
                 rewrite: if rng.next() % 2 == 0 {

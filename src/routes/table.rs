@@ -12,6 +12,8 @@ pub struct CompiledRoute {
     pub upstream: usize,
     /// The route's own access class, overriding path-and-method rules.
     pub class: Option<crate::access::AccessClass>,
+    pub upgrade_idle_timeout: std::time::Duration,
+    pub max_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ impl RouteTable {
                     rewrite: r.rewrite.as_str().into(),
                     upstream,
                     class: r.class,
+                    upgrade_idle_timeout: r.upgrade_idle_timeout,
+                    max_body_bytes: r.max_body_bytes,
                 }
             })
             .collect();
@@ -115,6 +119,8 @@ mod tests {
                 upstream: u.to_string(),
                 rewrite: r.to_string(),
                 class: None,
+                upgrade_idle_timeout: std::time::Duration::from_secs(3600),
+                max_body_bytes: None,
             })
             .collect();
         RouteTable::new(&routes)

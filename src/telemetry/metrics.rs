@@ -23,6 +23,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_last_success: Gauge,
     pub credentials_age: GaugeVec,
+    pub upgraded_sessions: IntGauge,
 }
 
 /// Buckets from 5 ms to 2 min: remote-write pushes are fast, Loki queries slow.
@@ -108,6 +109,11 @@ impl Metrics {
             &["upstream", "tenant"],
         )
         .expect("static metric definition");
+        let upgraded_sessions = IntGauge::new(
+            "lgtm_proxy_upgraded_sessions",
+            "Upgraded (WebSocket) sessions open now.",
+        )
+        .expect("static metric definition");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "lgtm_proxy_build_info",
@@ -131,6 +137,7 @@ impl Metrics {
             Box::new(config_reloads.clone()),
             Box::new(config_last_success.clone()),
             Box::new(credentials_age.clone()),
+            Box::new(upgraded_sessions.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -153,6 +160,7 @@ impl Metrics {
             config_reloads,
             config_last_success,
             credentials_age,
+            upgraded_sessions,
         }
     }
 
