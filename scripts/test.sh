@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh machine, then run format, lint and
-# every test (unit, integration, real Prometheus peers).
+# Install what the tests need on a fresh machine (Debian's prometheus, the
+# OpenTelemetry Python gRPC client), then run format, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh prometheus:prometheus curl:curl
+# Real OpenTelemetry gRPC clients for tests/grpc.rs.
+python3 -c 'import opentelemetry.exporter.otlp.proto.grpc' 2>/dev/null ||
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/peers/requirements.txt
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

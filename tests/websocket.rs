@@ -4,6 +4,9 @@
 //! timeout closes a silent session, and a TLS upstream that offers h2 is
 //! still reached over HTTP/1.1.
 
+// tungstenite's handshake callback signature fixes its large error type.
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -87,7 +90,8 @@ where
                 break;
             }
             Message::Text(_) | Message::Binary(_) => {
-                if ws.send(msg).await.is_err() {
+                let echoed = ws.send(msg).await;
+                if echoed.is_err() {
                     break;
                 }
             }

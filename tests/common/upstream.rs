@@ -49,6 +49,9 @@ pub enum Behavior {
     Hang,
     /// Never answer GETs; answer everything else like `Ok`.
     HangReads,
+    /// A gRPC answer: an empty message, then `grpc-status` (and
+    /// `grpc-message`) trailers.
+    Grpc { status: u32, message: &'static str },
     /// Send headers promising `n` bytes, send half, then drop the connection.
     CutMidBody(u64),
 }
@@ -209,6 +212,28 @@ async fn handle(
             let mut r = Response::new(PatternBody::failing_after(n, n / 2).boxed_unsync());
             r.headers_mut()
                 .insert("content-length", n.to_string().parse().unwrap());
+            r
+        }
+        Behavior::Grpc { status, message } => {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", status.to_string().parse().unwrap());
+            if !message.is_empty() {
+                trailers.insert("grpc-message", message.parse().unwrap());
+            }
+            // One length-prefixed, empty protobuf message when OK.
+            let data = if status == 0 {
+                Some(Bytes::from_static(&[0, 0, 0, 0, 0]))
+            } else {
+                None
+            };
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(
+                data.map(|d| Ok(http_body::Frame::data(d)))
+                    .into_iter()
+                    .chain(std::iter::once(Ok(http_body::Frame::trailers(trailers)))),
+            ));
+            let mut r = Response::new(BodyExt::boxed_unsync(body));
+            r.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
             r
         }
         Behavior::Hang => unreachable!(),
