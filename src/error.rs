@@ -191,6 +191,10 @@ impl ProxyError {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
             }
+            Self::Overloaded { .. } => {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         res

@@ -78,6 +78,7 @@ pub struct PatternBody {
     source: Option<Bytes>,
     base: Bytes,
     sized: bool,
+    stall_at: Option<u64>,
 }
 
 impl PatternBody {
@@ -90,6 +91,7 @@ impl PatternBody {
             source: None,
             base: pattern_chunk(),
             sized: true,
+            stall_at: None,
         }
     }
 
@@ -110,6 +112,15 @@ impl PatternBody {
             source: Some(bytes),
             base: Bytes::new(),
             sized: false,
+            stall_at: None,
+        }
+    }
+
+    /// Sends `at` bytes, then never another frame (and never ends).
+    pub fn stalling_after(len: u64, at: u64) -> Self {
+        PatternBody {
+            stall_at: Some(at),
+            ..Self::new(len)
         }
     }
 
@@ -137,6 +148,9 @@ impl Body for PatternBody {
             if self.sent >= at {
                 return Poll::Ready(Some(Err("generated body fails here".into())));
             }
+        }
+        if self.stall_at.is_some_and(|at| self.sent >= at) {
+            return Poll::Pending;
         }
         if self.sent >= self.len {
             return Poll::Ready(None);

@@ -54,6 +54,9 @@ pub enum Behavior {
     Grpc { status: u32, message: &'static str },
     /// Send headers promising `n` bytes, send half, then drop the connection.
     CutMidBody(u64),
+    /// Send headers promising `n` bytes, send half, then go silent (keep
+    /// the connection open).
+    StallMidBody(u64),
 }
 
 pub struct RecordingUpstream {
@@ -234,6 +237,12 @@ async fn handle(
             let mut r = Response::new(BodyExt::boxed_unsync(body));
             r.headers_mut()
                 .insert("content-type", "application/grpc".parse().unwrap());
+            r
+        }
+        Behavior::StallMidBody(n) => {
+            let mut r = Response::new(PatternBody::stalling_after(n, n / 2).boxed_unsync());
+            r.headers_mut()
+                .insert("content-length", n.to_string().parse().unwrap());
             r
         }
         Behavior::Hang => unreachable!(),

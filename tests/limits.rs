@@ -1,0 +1,307 @@
+//! Timeouts that name their knob, body limits, and overload: idle bodies
+//! are cut at `idle_timeout`, `max_body_bytes` answers 413, `max_in_flight`
+//! and `max_connections` answer 503 with Retry-After at once and recover,
+//! a slowloris client is dropped at `header_read_timeout`, and 2,000 idle
+//! keep-alive connections are held.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::Request;
+use http_body_util::BodyExt;
+
+fn upstream_toml(url: &str, extra_upstream: &str, top: &str, routes: &str) -> String {
+    format!("{top}\n[upstreams.loki]\nurl = \"{url}\"\nbasic_auth = false\n{extra_upstream}\n{routes}\n")
+}
+
+/// One HTTP/1.1 exchange on an open connection; returns the status line
+/// and keeps the connection for the next one.
+fn exchange(s: &mut TcpStream, request: &[u8]) -> String {
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upstream_body_is_cut_at_idle_timeout() {
+    let up = RecordingUpstream::start(Behavior::StallMidBody(1 << 20)).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(&up.url(), "idle_timeout = \"300ms\"", "", ""),
+        &[],
+    );
+    let res = client()
+        .request(
+            Request::get(proxy.url("/loki/api/v1/query_range"))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let started = Instant::now();
+    let body = tokio::time::timeout(Duration::from_secs(10), res.into_body().collect())
+        .await
+        .expect("the stall was not cut");
+    assert!(body.is_err(), "a stalled body was reported complete");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(
+        proxy.wait_for_log("\"outcome\":\"idle_timeout\"", Duration::from_secs(5)),
+        "{}",
+        proxy.logs()
+    );
+    let (_, _, m) = get(&proxy.url("/metrics")).await;
+    assert!(String::from_utf8_lossy(&m)
+        .contains(r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="loki"} 1"#));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_client_upload_is_408_naming_idle_timeout() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(&up.url(), "idle_timeout = \"300ms\"", "", ""),
+        &[],
+    );
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let status = exchange(
+        &mut s,
+        b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-some",
+    );
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_body_bytes_is_413_on_content_length_and_while_streaming() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let routes = "[[routes]]\nprefix = \"/loki\"\nupstream = \"loki\"\nmax_body_bytes = 1000\n";
+    let (proxy, _f) = ProxyProc::start_with_file(&upstream_toml(&up.url(), "", "", routes), &[]);
+    // Declared too large: refused before the upstream is contacted.
+    let (s, _, b) = send(
+        Request::post(proxy.url("/loki/api/v1/push"))
+            .body(full(vec![1u8; 2000]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 413);
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        (v["setting"].as_str(), v["value"].as_u64()),
+        (Some("max_body_bytes"), Some(1000))
+    );
+    assert!(up.requests().is_empty());
+    // Chunked, found too large while streaming.
+    let body = PatternBody::chunked_from(bytes::Bytes::from(vec![2u8; 5000]), 700).boxed_unsync();
+    let (s, _, _) = send(
+        Request::post(proxy.url("/loki/api/v1/push"))
+            .body(body)
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 413);
+    assert!(up.requests().iter().all(|r| r.body_len <= 1000 + 700));
+    // Within the limit: passes.
+    let (s, _, _) = send(
+        Request::post(proxy.url("/loki/api/v1/push"))
+            .body(full(vec![3u8; 999]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_in_flight_answers_503_at_once_and_recovers() {
+    let up = RecordingUpstream::start(Behavior::HangReads).await;
+    let (proxy, _f) =
+        ProxyProc::start_with_file(&upstream_toml(&up.url(), "", "max_in_flight = 2", ""), &[]);
+    // Two queries hang upstream (their tasks are aborted below, so they
+    // return the result instead of unwrapping it).
+    let stuck: Vec<_> = (0..2)
+        .map(|_| {
+            let req = Request::get(proxy.url("/loki/api/v1/tail"))
+                .body(empty())
+                .unwrap();
+            tokio::spawn(async move { client().request(req).await.map(|r| r.status()) })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.requests().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let res = client()
+        .request(
+            Request::post(proxy.url("/loki/api/v1/push"))
+                .body(full(&b"x"[..]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "503 must come at once"
+    );
+    for t in stuck {
+        t.abort();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, _, _) = send(
+            Request::post(proxy.url("/loki/api/v1/push"))
+                .body(full(&b"x"[..]))
+                .unwrap(),
+        )
+        .await;
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_connections_answers_503_and_recovers() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(&up.url(), "", "max_connections = 3", ""),
+        &[],
+    );
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(proxy.addr).unwrap())
+        .collect();
+    for s in held.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(exchange(s, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").contains("200"));
+    }
+    let mut extra = TcpStream::connect(proxy.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let status = exchange(&mut extra, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if exchange(
+            &mut s,
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .contains("200")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slowloris_client_is_dropped_at_header_read_timeout() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(&up.url(), "", "header_read_timeout = \"500ms\"", ""),
+        &[],
+    );
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    let started = Instant::now();
+    let request = b"GET /loki/api/v1/labels HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut = false;
+    for b in request {
+        if s.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    if !cut {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(
+        up.requests().is_empty(),
+        "the slow request reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_thousand_idle_keep_alive_connections_are_held() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (proxy, _f) = ProxyProc::start_with_file(&upstream_toml(&up.url(), "", "", ""), &[]);
+    let addr = proxy.addr;
+    let conns = tokio::task::spawn_blocking(move || {
+        let mut conns = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let status = exchange(
+                &mut s,
+                b"GET /loki/api/v1/labels HTTP/1.1\r\nHost: x\r\n\r\n",
+            );
+            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+            conns.push(s);
+        }
+        conns
+    })
+    .await
+    .unwrap();
+    let rss = proxy.peak_rss_kib();
+    eprintln!("2000 idle keep-alive connections held; proxy peak RSS {rss} KiB");
+    // Every connection still works after the others were opened.
+    let conns = tokio::task::spawn_blocking(move || {
+        let mut conns = conns;
+        for s in conns.iter_mut().step_by(97) {
+            assert!(
+                exchange(s, b"GET /loki/api/v1/labels HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .starts_with("HTTP/1.1 200")
+            );
+        }
+        conns
+    })
+    .await
+    .unwrap();
+    assert_eq!(conns.len(), 2000);
+    assert!(!proxy.logs().contains("\"level\":\"ERROR\""));
+}
