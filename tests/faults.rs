@@ -31,13 +31,15 @@ async fn closed_port_is_502_connect() {
     let v = json(&b);
     assert_eq!(v["kind"], "connect");
     assert_eq!(v["upstream"], "loki");
-    let (_, _, m) = get(&proxy.url("/metrics")).await;
-    let m = String::from_utf8_lossy(&m);
+    let base = proxy.url("");
     assert!(
-        m.contains(r#"lgtm_proxy_upstream_errors_total{kind="connect",upstream="loki"} 1"#),
-        "{m}"
+        wait_for_metric(
+            &base,
+            r#"lgtm_proxy_upstream_errors_total{kind="connect",upstream="loki"} 1"#
+        )
+        .await
     );
-    assert!(m.contains(r#"lgtm_proxy_requests_total{method="GET",status="502",tenant="default",upstream="loki"} 1"#), "{m}");
+    assert!(wait_for_metric(&base, r#"lgtm_proxy_requests_total{method="GET",status="502",tenant="default",upstream="loki"} 1"#).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,9 +62,13 @@ async fn silent_upstream_is_504_naming_timeout() {
         took >= Duration::from_millis(300) && took < Duration::from_secs(10),
         "{took:?}"
     );
-    let (_, _, m) = get(&proxy.url("/metrics")).await;
-    assert!(String::from_utf8_lossy(&m)
-        .contains(r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="tempo"} 1"#));
+    assert!(
+        wait_for_metric(
+            &proxy.url(""),
+            r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="tempo"} 1"#
+        )
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -68,8 +68,7 @@ async fn otlp_grpc_export_reaches_tempo_over_h2c_with_credentials() {
         .unwrap()
         .starts_with("application/grpc"));
     assert!(rec.body_len > 5, "the export carried a span");
-    let (_, _, m) = get(&proxy.url("/metrics")).await;
-    assert!(String::from_utf8_lossy(&m).contains(r#"lgtm_proxy_requests_total{method="POST",status="200",tenant="default",upstream="tempo_grpc"} 1"#));
+    assert!(wait_for_metric(&proxy.url(""), r#"lgtm_proxy_requests_total{method="POST",status="200",tenant="default",upstream="tempo_grpc"} 1"#).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]

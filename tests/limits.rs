@@ -79,9 +79,13 @@ async fn a_stalled_upstream_body_is_cut_at_idle_timeout() {
         "{}",
         proxy.logs()
     );
-    let (_, _, m) = get(&proxy.url("/metrics")).await;
-    assert!(String::from_utf8_lossy(&m)
-        .contains(r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="loki"} 1"#));
+    assert!(
+        wait_for_metric(
+            &proxy.url(""),
+            r#"lgtm_proxy_upstream_errors_total{kind="timeout",upstream="loki"} 1"#
+        )
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

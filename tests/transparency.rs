@@ -228,9 +228,8 @@ async fn h2c_clients_are_served_and_re_versioned_to_http1_upstreams() {
     let rec = up.last();
     assert_eq!(rec.version, http::Version::HTTP_11);
     assert_eq!(rec.target, "/otlp/v1/metrics?a=%41");
-    let (_, _, m) = get(&proxy.url("/metrics")).await;
     assert!(
-        String::from_utf8_lossy(&m).contains(r#"lgtm_proxy_requests_total{method="POST",status="200",tenant="default",upstream="otlp"} 1"#),
+        wait_for_metric(&proxy.url(""), r#"lgtm_proxy_requests_total{method="POST",status="200",tenant="default",upstream="otlp"} 1"#).await,
         "the h2 request was not counted"
     );
     assert_eq!(rec.headers["authorization"], basic("9"));

@@ -188,3 +188,19 @@ impl Body for ChannelBody {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
+
+/// Poll `/metrics` at `base` until it contains `needle`: an exchange is
+/// recorded when its last body ends, a moment after the client read it.
+pub async fn wait_for_metric(base: &str, needle: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, _, m) = get(&format!("{base}/metrics")).await;
+        if String::from_utf8_lossy(&m).contains(needle) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
