@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::proxy;
 use common::*;
 use http::Request;
 use http_body_util::BodyExt;
@@ -315,7 +316,7 @@ async fn the_accept_loop_survives_running_out_of_file_descriptors() {
     let up = RecordingUpstream::start(Behavior::Ok).await;
     let url = up.url();
     // The proxy with 64 descriptors: 100 open connections exhaust them.
-    let mut cmd = proxy::command(&[
+    let cmd = proxy::command(&[
         ("LGTM_LISTEN", "127.0.0.1:0"),
         ("LGTM_SHUTDOWN_DELAY", "0s"),
         ("LGTM_LOKI_URL", &url),
@@ -333,23 +334,33 @@ async fn the_accept_loop_survives_running_out_of_file_descriptors() {
     let proxy = ProxyProc::spawn(limited);
     let addr = proxy.addr;
     let held = tokio::task::spawn_blocking(move || {
-        (0..100).filter_map(|_| TcpStream::connect(addr).ok()).collect::<Vec<_>>()
+        (0..100)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
-    assert!(proxy.wait_for_log("accept failed; backing off", Duration::from_secs(10)), "{}", proxy.logs());
+    assert!(
+        proxy.wait_for_log("accept failed; backing off", Duration::from_secs(10)),
+        "{}",
+        proxy.logs()
+    );
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = client().request(Request::get(proxy.url("/loki/x")).body(empty()).unwrap()).await;
+        let r = client()
+            .request(Request::get(proxy.url("/loki/x")).body(empty()).unwrap())
+            .await;
         if r.is_ok_and(|r| r.status() == 200) {
             break;
         }
-        assert!(Instant::now() < deadline, "the proxy did not recover from EMFILE");
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not recover from EMFILE"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // It backed off rather than spinning: a handful of warnings, not thousands.
     let warnings = proxy.logs().matches("accept failed; backing off").count();
     assert!(warnings < 500, "{warnings} accept warnings: the loop spun");
-    let _ = cmd;
 }
