@@ -148,3 +148,63 @@ async fn upstream_dying_mid_chunked_body_aborts_too() {
         "a truncated h2 body was reported as complete"
     );
 }
+
+/// Safe retries only: an upstream that read a request and then died gets
+/// it once; the proxy answers 502 and never sends the POST again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_upstream_received_is_never_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // Read one request's head, count it, and for a POST die
+                // without answering; answer anything else.
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if got.starts_with(b"POST") {
+                            return; // drop: connection reset after the request went out
+                        }
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        got.clear();
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("http://{addr}");
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &url),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+    ]);
+    // Warm the pool with a GET so the POST goes out on a reused connection.
+    assert_eq!(get(&proxy.url("/loki/api/v1/labels")).await.0, 200);
+    let before = seen.load(std::sync::atomic::Ordering::SeqCst);
+    let (s, _, b) = send(
+        http::Request::post(proxy.url("/loki/api/v1/push"))
+            .body(full(&b"once"[..]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 502, "{}", String::from_utf8_lossy(&b));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "the POST was sent more than once"
+    );
+}
