@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue, Uri, Version};
+use lgtm_proxy::access::{classify, AccessSet};
 use lgtm_proxy::config::load_from;
 use lgtm_proxy::proxy::headers::{prepare_request, prepare_response};
 use lgtm_proxy::proxy::{ClientSet, Target};
 use lgtm_proxy::routes::{check_target, RouteTable};
 use lgtm_proxy::telemetry::Metrics;
+use lgtm_proxy::tenant::{token_hash, ClientEntry, Resolver};
 
 fn remote_write_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -82,6 +84,35 @@ fn bench(c: &mut Criterion) {
             |h| prepare_request(h, &target, peer, &id),
             criterion::BatchSize::SmallInput,
         )
+    });
+
+    // Tenant resolution: SHA-256 of the bearer token, then a constant-time
+    // scan of every client (here 20 clients over 2 tenants).
+    let names = vec!["default".into(), "prod".into(), "stage".into()];
+    let clients = (0..20)
+        .map(|i| {
+            let token = format!("client-token-{i}");
+            ClientEntry::new(
+                Some(token_hash(token.as_bytes())),
+                None,
+                1 + i % 2,
+                "c",
+                AccessSet::ALL,
+                None,
+            )
+        })
+        .collect();
+    let resolver = Resolver::new(names, clients, true);
+    let mut auth = HeaderMap::new();
+    auth.insert(
+        "authorization",
+        HeaderValue::from_static("Bearer client-token-17"),
+    );
+    c.bench_function("remote_write_push/tenant_resolve_bearer_20_clients", |b| {
+        b.iter(|| black_box(resolver.resolve(black_box(&auth), None).is_ok()))
+    });
+    c.bench_function("remote_write_push/access_class", |b| {
+        b.iter(|| black_box(classify(black_box("/api/prom/push"), &http::Method::POST)))
     });
 
     let mut resp = HeaderMap::new();
