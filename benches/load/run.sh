@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Side-by-side load bench: the SAME job through direct (no proxy), nginx,
+# haproxy, the seed's Fastify service and lgtm-proxy, each proxy pinned to
+# core 0 with one worker, load generator and upstream on core 1.
+#   benches/load/run.sh [--quick]
+# Writes benches/results/<date>.md and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+quick=0; [ "${1:-}" = "--quick" ] && quick=1
+dur=$([ $quick = 1 ] && echo 5s || echo 20s)
+big_mb=$([ $quick = 1 ] && echo 256 || echo 1024)
+
+scripts/install-deps.sh nginx:nginx-light haproxy:haproxy wrk:wrk curl:curl taskset:util-linux
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { scripts/install-deps.sh __lua__:libnginx-mod-http-lua; }
+cargo build --release --locked -q
+fastify=0
+if command -v npm >/dev/null && (cd benches/load/fastify && npm install --silent --no-audit --no-fund >/dev/null 2>&1); then fastify=1; fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
+USER_ID=2668285; TOKEN=glc_bench_token
+BASIC="Basic $(printf '%s:%s' "$USER_ID" "$TOKEN" | base64 -w0)"
+truncate -s "${big_mb}M" "$work/big"
+# The upstream nginx worker runs as nobody: let it read the download file.
+chmod 755 "$work"; chmod 644 "$work/big"
+
+# --- upstream: nginx + Lua on core 1; reads every body before answering.
+UP=$(port)
+cat > "$work/up.conf" <<NGX
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
+events { worker_connections 8192; }
+http {
+  access_log off; client_body_temp_path $work/up-body; client_max_body_size 0;
+  client_body_buffer_size 128k; keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP reuseport;
+    location = /api/prom/echo { content_by_lua_block {
+      ngx.say(ngx.var.request_uri, " ", ngx.var.http_authorization or "-", " ", ngx.var.http_x_scope_orgid or "-") } }
+    location = /api/prom/big { alias $work/big; }
+    location = /api/prom/upload { content_by_lua_block {
+      local sock = ngx.req.socket()
+      local n = 0
+      while true do
+        local data, err, partial = sock:receive(65536)
+        local got = data or partial
+        if got then n = n + #got end
+        if not data then break end
+      end
+      ngx.say(n) } }
+    location / { content_by_lua_block {
+      ngx.req.read_body()
+      ngx.header["Content-Type"] = "application/json"
+      ngx.say('{"status":"success","data":{"resultType":"vector","result":[]},"pad":"0123456789abcdef"}') } }
+  }
+}
+NGX
+taskset -c 1 nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
+wait_port "$UP"
+
+# --- the proxies, each on core 0, one worker.
+declare -A PORT PID
+start_nginx() {
+  local p; p=$(port)
+  cat > "$work/proxy.conf" <<NGX
+worker_processes 1; daemon off; pid $work/px.pid; error_log $work/px.err;
+events { worker_connections 8192; }
+http {
+  access_log off; client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;
+  upstream up { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$p; keepalive_requests 1000000;
+    location /prometheus/ { proxy_pass http://up/api/prom/; include $work/px-common.conf; }
+    location /api/prom/ { proxy_pass http://up/api/prom/; include $work/px-common.conf; }
+  }
+}
+NGX
+  cat > "$work/px-common.conf" <<NGX
+proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host 127.0.0.1:$UP;
+proxy_set_header Authorization "$BASIC"; proxy_set_header X-Scope-OrgID $USER_ID;
+NGX
+  taskset -c 0 nginx -c "$work/proxy.conf" -p "$work" 2>/dev/null & PID[nginx]=$!; PORT[nginx]=$p; pids+=($!)
+}
+start_haproxy() {
+  local p; p=$(port)
+  cat > "$work/haproxy.cfg" <<HA
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend f
+  bind 127.0.0.1:$p
+  http-request replace-path ^/prometheus/(.*) /api/prom/\1
+  http-request set-header Authorization "$BASIC"
+  http-request set-header X-Scope-OrgID $USER_ID
+  default_backend b
+backend b
+  server up 127.0.0.1:$UP
+HA
+  taskset -c 0 haproxy -db -f "$work/haproxy.cfg" >/dev/null 2>&1 & PID[haproxy]=$!; PORT[haproxy]=$p; pids+=($!)
+}
+start_fastify() {
+  local p; p=$(port)
+  (cd benches/load/fastify && UPSTREAM="http://127.0.0.1:$UP" USER_ID=$USER_ID TOKEN=$TOKEN PORT=$p taskset -c 0 node server.js >/dev/null 2>&1) & PID[fastify]=$!; PORT[fastify]=$p; pids+=($!)
+}
+start_lgtm() {
+  local p; p=$(port)
+  LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=$USER_ID LGTM_TOKEN=$TOKEN \
+  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$root/target/release/lgtm-proxy" >/dev/null 2>&1 & PID[lgtm-proxy]=$!; PORT[lgtm-proxy]=$p; pids+=($!)
+}
+
+tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done; }
+cpu_ticks() { local t=0; for p in $(tree "$1"); do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+mem_kib() { local k=0; for p in $(tree "$1"); do v=$(awk -v f="$2:" '$1==f{print $2}' /proc/$p/status 2>/dev/null); k=$((k + ${v:-0})); done; echo $k; }
+hz=$(getconf CLK_TCK)
+
+# W1/W2 through wrk on core 1: prints "rps p50 p99 requests".
+run_wrk() { # url script
+  taskset -c 1 wrk -t1 -c64 -d"$dur" --latency -s "$2" "$1" > "$work/wrk.out" 2>&1 || true
+  awk '/Requests\/sec/{rps=$2} /^ +50%/{p50=$2} /^ +99%/{p99=$2} / requests in /{n=$1} END{print rps, p50, p99, n}' "$work/wrk.out"
+}
+
+results="$work/results.tsv"
+measure() { # name port pid(or 0 for direct) prefix
+  local name=$1 p=$2 pid=$3 prefix=$4 idle w1 w2 t0 t1 up_speed down_speed peak
+  if [ "$pid" != 0 ]; then
+    # Verify the job once: the upstream must see the rewritten path and injected headers.
+    local seen; seen=$(curl -s -H 'Authorization: Bearer client-token' "http://127.0.0.1:$p/prometheus/echo")
+    [ "$seen" = "/api/prom/echo $BASIC $USER_ID" ] || { echo "$name does not do the job: $seen" >&2; return; }
+    idle=$(mem_kib "$pid" VmRSS)
+  else idle=-; fi
+  up_speed=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_upload}' -T "$work/big" "http://127.0.0.1:$p$prefix/upload")
+  down_speed=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$p$prefix/big")
+  peak=$([ "$pid" != 0 ] && mem_kib "$pid" VmHWM || echo -)
+  t0=$([ "$pid" != 0 ] && cpu_ticks "$pid" || echo 0)
+  w1=$(run_wrk "http://127.0.0.1:$p$prefix/api/v1/query?query=up" benches/load/get.lua)
+  t1=$([ "$pid" != 0 ] && cpu_ticks "$pid" || echo 0)
+  w2=$(run_wrk "http://127.0.0.1:$p/api/prom/push" benches/load/post64k.lua)
+  local t2; t2=$([ "$pid" != 0 ] && cpu_ticks "$pid" || echo 0)
+  read -r r1 p501 p991 n1 <<<"$w1"; read -r r2 p502 p992 n2 <<<"$w2"
+  local c1 c2
+  c1=$(awk -v d=$((t1 - t0)) -v n="$n1" -v hz="$hz" 'BEGIN{ if (n>0 && d>0) printf "%.1f", d/hz/n*1e6; else print "-" }')
+  c2=$(awk -v d=$((t2 - t1)) -v n="$n2" -v hz="$hz" 'BEGIN{ if (n>0 && d>0) printf "%.1f", d/hz/n*1e6; else print "-" }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$r1" "$p501" "$p991" "$c1" "$r2" "$p502" "$p992" "$c2" \
+    "$(awk -v b="$up_speed" 'BEGIN{printf "%.0f", b/1e6}')" "$(awk -v b="$down_speed" 'BEGIN{printf "%.0f", b/1e6}')" "$peak/$idle" >> "$results"
+}
+
+: > "$results"
+measure direct "$UP" 0 /api/prom
+start_nginx; wait_port "${PORT[nginx]}"; measure nginx "${PORT[nginx]}" "${PID[nginx]}" /prometheus; kill "${PID[nginx]}"
+start_haproxy; wait_port "${PORT[haproxy]}"; measure haproxy "${PORT[haproxy]}" "${PID[haproxy]}" /prometheus; kill "${PID[haproxy]}"
+if [ $fastify = 1 ]; then start_fastify; wait_port "${PORT[fastify]}"; measure fastify "${PORT[fastify]}" "${PID[fastify]}" /prometheus; kill "${PID[fastify]}"; fi
+start_lgtm; wait_port "${PORT[lgtm-proxy]}"; measure lgtm-proxy "${PORT[lgtm-proxy]}" "${PID[lgtm-proxy]}" /prometheus; kill "${PID[lgtm-proxy]}"
+
+out="benches/results/$(date +%F).md"
+{
+  echo "# Load bench $(date +%F) ($( [ $quick = 1 ] && echo quick || echo full ): wrk ${dur}, 64 connections; ${big_mb} MiB streams)"
+  echo
+  echo "Command: \`benches/load/run.sh$( [ $quick = 1 ] && echo ' --quick')\` on $(nproc) cores; each proxy pinned to core 0 with one worker, wrk/curl and the upstream on core 1."
+  echo
+  echo "| peer | W1 req/s | W1 p50 | W1 p99 | W1 CPU µs/req | W2 req/s | W2 p50 | W2 p99 | W2 CPU µs/req | W3 up MB/s | W4 down MB/s | peak/idle RSS KiB | W1 CPU vs nginx | W2 CPU vs nginx |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  ng1=$(awk -F'\t' '$1=="nginx"{print $5}' "$results"); ng2=$(awk -F'\t' '$1=="nginx"{print $9}' "$results")
+  awk -F'\t' -v a="$ng1" -v b="$ng2" '{ r1 = ($5+0>0 && a+0>0) ? sprintf("%.2fx", $5/a) : "-"; r2 = ($9+0>0 && b+0>0) ? sprintf("%.2fx", $9/b) : "-";
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,r1,r2 }' "$results"
+} > "$out"
+cat "$out"
