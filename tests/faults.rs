@@ -13,14 +13,9 @@ fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap()
 }
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn closed_port_is_502_connect() {
-    let url = format!("http://127.0.0.1:{}", closed_port());
+    let url = closed_port_url();
     let proxy = ProxyProc::start(&[
         ("LGTM_LOKI_URL", &url),
         ("LGTM_LOKI_USER", "1"),

@@ -13,14 +13,7 @@ use http::Request;
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_pass_promtool_check_metrics() {
     let up = RecordingUpstream::start(Behavior::Ok).await;
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = closed_port_url();
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("client");
     std::fs::write(&tok, "client-token\n").unwrap();

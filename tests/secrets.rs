@@ -14,14 +14,7 @@ const TOKEN: &str = "glc_SECRET_never_print_me_4242";
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_never_reach_logs_metrics_or_error_bodies() {
     let up = RecordingUpstream::start(Behavior::Ok).await;
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = closed_port_url();
     let proxy = ProxyProc::start(&[
         ("LGTM_PROMETHEUS_URL", &up.url()),
         ("LGTM_PROMETHEUS_USER", "2668285"),

@@ -204,3 +204,14 @@ pub async fn wait_for_metric(base: &str, needle: &str) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A URL on 127.0.0.1 whose port was just free and is closed again: a
+/// connect there is refused.
+pub fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
