@@ -7,6 +7,7 @@ scripts/install-deps.sh prometheus:prometheus curl:curl
 # Real OpenTelemetry gRPC clients for tests/grpc.rs.
 python3 -c 'import opentelemetry.exporter.otlp.proto.grpc' 2>/dev/null ||
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/peers/requirements.txt
+bash scripts/check-dockerfile.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

@@ -1,12 +1,14 @@
 //! The proxy's /metrics, with every labelled series present (requests,
 //! durations, bytes, an upstream error, an auth failure, credentials age),
-//! passes `promtool check metrics` (Debian's prometheus package).
+//! passes `promtool check metrics` (Debian's prometheus package), and
+//! every metric the deploy's alert rules use is one the proxy exposes.
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use common::proxy;
 use common::*;
 use http::Request;
 
@@ -64,6 +66,31 @@ async fn metrics_pass_promtool_check_metrics() {
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
+    // Every lgtm_proxy_* name in the alert rules exists here.
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kustomize/base/prometheusrule.yaml"
+    ))
+    .unwrap();
+    let mut referenced: Vec<&str> = rules
+        .match_indices("lgtm_proxy_")
+        .map(|(i, _)| {
+            let rest = &rules[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    referenced.sort_unstable();
+    referenced.dedup();
+    assert!(referenced.len() >= 4, "{referenced:?}");
+    for name in referenced {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "the rules use {name}, which /metrics does not expose"
+        );
+    }
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -78,5 +105,92 @@ async fn metrics_pass_promtool_check_metrics() {
         "promtool check metrics:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The PrometheusRule's groups pass `promtool check rules`.
+#[test]
+fn deploy_alert_rules_pass_promtool() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kustomize/base/prometheusrule.yaml"
+    ))
+    .unwrap();
+    // The rule groups are the `spec:` block, indented by two spaces.
+    let spec = yaml.split("\nspec:\n").nth(1).expect("a spec block");
+    let groups: String = spec
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, groups).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for line in yaml.lines().filter(|l| l.contains("runbook_url")) {
+        let anchor = line.rsplit('#').next().unwrap().trim_end_matches('"');
+        let runbooks =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbooks.md"))
+                .unwrap();
+        assert!(
+            runbooks.to_lowercase().contains(&format!("## {anchor}")),
+            "no runbook section for {anchor}"
+        );
+    }
+}
+
+/// The multi-tenant overlay's config is valid (its secret paths pointed at
+/// files made here).
+#[test]
+fn multi_tenant_overlay_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kustomize/overlays/multi-tenant/lgtm-proxy.toml"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "/var/run/secrets/lgtm/";
+    let mut config = text.clone();
+    for (i, _) in text.match_indices(prefix) {
+        let name: String = text[i + prefix.len()..]
+            .chars()
+            .take_while(|c| *c != '"')
+            .collect();
+        std::fs::write(dir.path().join(&name), format!("token-{name}\n")).unwrap();
+        config = config.replace(
+            &format!("{prefix}{name}"),
+            dir.path().join(&name).to_str().unwrap(),
+        );
+    }
+    let path = dir.path().join("lgtm-proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = proxy::command(&[])
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[tenants.stage.upstreams.prometheus]")
+            && stdout.contains("name = \"kubecost\""),
+        "{stdout}"
     );
 }

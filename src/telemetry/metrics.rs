@@ -125,6 +125,11 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Both reload results exist from the start, so a failure alert's
+        // `increase()` sees the first failure.
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+        }
 
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
