@@ -66,14 +66,18 @@ async fn metrics_pass_promtool_check_metrics() {
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
-    // Every lgtm_proxy_* name in the alert rules exists here.
-    let rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/kustomize/base/prometheusrule.yaml"
-    ))
-    .unwrap();
-    let mut referenced: Vec<&str> = rules
-        .match_indices("lgtm_proxy_")
+    // Every lgtm_proxy_* and process_* name in the alert rules and the
+    // dashboard exists here (a histogram counts by its _bucket series).
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rules = [
+        "/deploy/kustomize/base/prometheusrule.yaml",
+        "/deploy/dashboards/lgtm-proxy.json",
+    ]
+    .map(|f| std::fs::read_to_string(format!("{root}{f}")).unwrap())
+    .concat();
+    let mut referenced: Vec<&str> = ["lgtm_proxy_", "process_"]
+        .iter()
+        .flat_map(|p| rules.match_indices(p))
         .map(|(i, _)| {
             let rest = &rules[i..];
             let end = rest
@@ -84,7 +88,7 @@ async fn metrics_pass_promtool_check_metrics() {
         .collect();
     referenced.sort_unstable();
     referenced.dedup();
-    assert!(referenced.len() >= 4, "{referenced:?}");
+    assert!(referenced.len() >= 12, "{referenced:?}");
     for name in referenced {
         assert!(
             text.lines().any(|l| l.starts_with(name)),
