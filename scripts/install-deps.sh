@@ -22,7 +22,7 @@ $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 [ "$created_policy" -eq 1 ] && $sudo rm -f /usr/sbin/policy-rc.d
 # Belt and braces: a service that started anyway is stopped.
-for svc in prometheus prometheus-alertmanager prometheus-pushgateway; do
+for svc in prometheus prometheus-alertmanager prometheus-pushgateway haproxy nginx; do
   pkill -x "$svc" 2>/dev/null || true
 done
 exit 0
