@@ -23,7 +23,7 @@ use crate::routes::{check_target, RESERVED_PATHS};
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, Metrics};
-use crate::tenant::InFlight;
+use crate::tenant::{acquire, InFlight};
 
 /// The contract's request-header limits, enforced on HTTP/1.1 and h2 alike.
 pub const MAX_HEADER_FIELDS: usize = 200;
@@ -106,17 +106,11 @@ impl App {
             self.local_error(e, method, tenant, route, upstream, start)
         };
         // Global overload guard: answer 503 at once rather than queue.
-        let global_slot = match &self.in_flight_cap {
-            Some(cap) => match cap.try_acquire() {
-                Some(g) => Some(g),
-                None => {
-                    let e = ProxyError::Overloaded {
-                        limit: "max_in_flight",
-                    };
-                    return reject(e, NO_TENANT, "none", NO_UPSTREAM);
-                }
-            },
-            None => None,
+        let Ok(global_slot) = acquire(self.in_flight_cap.as_ref()) else {
+            let e = ProxyError::Overloaded {
+                limit: "max_in_flight",
+            };
+            return reject(e, NO_TENANT, "none", NO_UPSTREAM);
         };
         if let Err(e) = check_target(req.uri(), req.version()) {
             return reject(e.into(), NO_TENANT, "none", NO_UPSTREAM);
@@ -202,18 +196,12 @@ impl App {
         } else {
             &tenant.read_slots
         };
-        let slot = match slots {
-            Some(s) => match s.try_acquire() {
-                Some(g) => Some(g),
-                None => {
-                    let e = ProxyError::TooManyRequests {
-                        limit: "tenant max_in_flight",
-                        retry_after: 1,
-                    };
-                    return reject(e, &tenant.name, &route, upstream_name);
-                }
-            },
-            None => None,
+        let Ok(slot) = acquire(slots.as_ref()) else {
+            let e = ProxyError::TooManyRequests {
+                limit: "tenant max_in_flight",
+                retry_after: 1,
+            };
+            return reject(e, &tenant.name, &route, upstream_name);
         };
         let routed = Routed {
             target: target.clone(),

@@ -33,7 +33,6 @@ fn every_commented_key_is_accepted() {
     // Uncomment `# key = value` lines (not prose); secret paths point at
     // files made here (a distinct token each); the CA path is dropped.
     let dir = tempfile::tempdir().unwrap();
-    let secrets = "/var/run/secrets/lgtm/";
     let uncommented: String = text
         .lines()
         .map(|l| {
@@ -51,20 +50,9 @@ fn every_commented_key_is_accepted() {
             }
         })
         .filter(|l| !l.starts_with("ca_file"))
-        .map(|l| match l.find(secrets) {
-            Some(i) => {
-                let name: String = l[i + secrets.len()..]
-                    .chars()
-                    .take_while(|c| *c != '"')
-                    .collect();
-                let file = dir.path().join(&name);
-                std::fs::write(&file, format!("token-{name}\n")).unwrap();
-                l.replace(&format!("{secrets}{name}"), file.to_str().unwrap())
-            }
-            None => l,
-        })
         .collect::<Vec<_>>()
         .join("\n");
+    let uncommented = proxy::with_local_secrets(&uncommented, dir.path());
     let path = dir.path().join("all.toml");
     std::fs::write(&path, &uncommented).unwrap();
     let out = proxy::command(&[("LGTM_TOKEN", "glc_example")])

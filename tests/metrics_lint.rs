@@ -167,19 +167,7 @@ fn multi_tenant_overlay_config_is_valid() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let prefix = "/var/run/secrets/lgtm/";
-    let mut config = text.clone();
-    for (i, _) in text.match_indices(prefix) {
-        let name: String = text[i + prefix.len()..]
-            .chars()
-            .take_while(|c| *c != '"')
-            .collect();
-        std::fs::write(dir.path().join(&name), format!("token-{name}\n")).unwrap();
-        config = config.replace(
-            &format!("{prefix}{name}"),
-            dir.path().join(&name).to_str().unwrap(),
-        );
-    }
+    let config = proxy::with_local_secrets(&text, dir.path());
     let path = dir.path().join("lgtm-proxy.toml");
     std::fs::write(&path, config).unwrap();
     let out = proxy::command(&[])

@@ -47,19 +47,10 @@ pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
         })
         .ok();
     let verifier = raw.client_ca_file.as_ref().and_then(|path| {
-        let certs = read_certs(path)
+        let roots = read_certs(path)
+            .and_then(|certs| root_store(path, &certs))
             .map_err(|m| problems.push(("tls.client_ca_file".to_string(), m)))
             .ok()?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in certs {
-            if let Err(e) = roots.add(c) {
-                problems.push((
-                    "tls.client_ca_file".to_string(),
-                    format!("{}: not a usable CA: {e}", path.display()),
-                ));
-                return None;
-            }
-        }
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()
@@ -98,7 +89,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Read the PEM certificates of a file (inbound TLS, client CA, upstream
+/// extra CA), naming the file in every error.
+pub(super) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
         .collect();
@@ -107,6 +100,21 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
         Err(e) => Err(format!("{}: bad PEM: {e}", path.display())),
     }
+}
+
+/// The certificates as trust anchors: the check rustls makes when they are
+/// used, made at load time instead.
+pub(super) fn root_store(
+    path: &Path,
+    certs: &[CertificateDer<'static>],
+) -> Result<rustls::RootCertStore, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in certs {
+        store
+            .add(cert.clone())
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+    }
+    Ok(store)
 }
 
 /// The subject CN of a client certificate (mTLS identity).

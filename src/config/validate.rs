@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::access::{AccessClass, AccessSet};
 use http::uri::{Authority, Scheme, Uri};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::{
@@ -366,27 +365,12 @@ fn upstream(
     })
 }
 
-/// Read the PEM certificates of an extra CA file now, so a bad file is a
-/// config error and not a failure at the first request.
+/// Read and check an extra CA file now, so a bad file is a config error
+/// and not a failure at the first request.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .collect();
-    match certs {
-        Ok(c) if c.is_empty() => Err(format!("{} holds no PEM certificate", path.display())),
-        Ok(c) => {
-            // The same check the client's root store makes, now instead of
-            // at the first request.
-            let mut store = rustls::RootCertStore::empty();
-            for cert in &c {
-                store
-                    .add(cert.clone())
-                    .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
-            }
-            Ok(c)
-        }
-        Err(e) => Err(format!("{}: bad PEM: {e}", path.display())),
-    }
+    let certs = super::tls::read_certs(path)?;
+    super::tls::root_store(path, &certs)?;
+    Ok(certs)
 }
 
 /// Parse an upstream base URL. Messages never echo the URL: a careless one

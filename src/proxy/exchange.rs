@@ -91,10 +91,6 @@ impl Exchange {
         })
     }
 
-    pub fn request_id(&self) -> &HeaderValue {
-        &self.request_id
-    }
-
     pub fn metrics(&self) -> &crate::telemetry::Metrics {
         &self.target.metrics
     }

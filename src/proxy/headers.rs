@@ -110,23 +110,6 @@ pub fn prepare_response(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
 }
 
-/// Header map Debug that hides the values of credential headers.
-pub struct Redacted<'a>(pub &'a HeaderMap);
-
-impl std::fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut m = f.debug_map();
-        for (k, v) in self.0 {
-            if v.is_sensitive() || k == AUTHORIZATION || k == PROXY_AUTHORIZATION || k == "cookie" {
-                m.entry(k, &crate::config::REDACTED);
-            } else {
-                m.entry(k, v);
-            }
-        }
-        m.finish()
-    }
-}
-
 #[cfg(test)]
 #[path = "headers_tests.rs"]
 mod tests;

@@ -117,24 +117,3 @@ fn request_gets_injected_credentials_and_loses_the_clients() {
     assert_eq!(h["content-encoding"], "gzip");
     assert!(h[AUTHORIZATION].is_sensitive());
 }
-
-#[test]
-fn redacted_debug_hides_credentials() {
-    let t = target();
-    let mut h = map(&[("cookie", "session=abc"), ("x-ok", "visible")]);
-    prepare_request(
-        &mut h,
-        &t,
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        &HeaderValue::from_static("r"),
-    );
-    let out = format!("{:?}", Redacted(&h));
-    let encoded = h[AUTHORIZATION]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("Basic ")
-        .to_string();
-    assert!(!out.contains(&encoded), "{out}");
-    assert!(!out.contains("session=abc"));
-    assert!(out.contains("visible"));
-}

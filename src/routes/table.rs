@@ -70,10 +70,6 @@ impl RouteTable {
         &self.upstreams
     }
 
-    pub fn routes(&self) -> &[CompiledRoute] {
-        &self.routes
-    }
-
     /// Longest prefix that matches `path` on a segment boundary.
     pub fn find<'a>(&'a self, path: &'a str) -> Option<Matched<'a>> {
         self.routes.iter().find_map(|route| {

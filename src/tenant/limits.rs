@@ -14,6 +14,17 @@ pub struct InFlight {
 
 pub struct InFlightGuard(Arc<InFlight>);
 
+/// The cap was reached.
+pub struct Full;
+
+/// A slot under an optional cap: no cap needs no slot (`Ok(None)`).
+pub fn acquire(cap: Option<&Arc<InFlight>>) -> Result<Option<InFlightGuard>, Full> {
+    match cap {
+        None => Ok(None),
+        Some(c) => c.try_acquire().map(Some).ok_or(Full),
+    }
+}
+
 impl InFlight {
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(InFlight {

@@ -6,5 +6,5 @@ mod limits;
 mod resolve;
 
 pub use credentials::{presented_token_hash, token_hash};
-pub use limits::{InFlight, InFlightGuard, RateLimiter};
+pub use limits::{acquire, InFlight, InFlightGuard, RateLimiter};
 pub use resolve::{AuthError, ClientEntry, Resolver};

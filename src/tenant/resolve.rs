@@ -92,10 +92,6 @@ impl Resolver {
         self.names.len() > 1
     }
 
-    pub fn tenant_name(&self, i: usize) -> &Arc<str> {
-        &self.names[i]
-    }
-
     /// Resolve the request's tenant index and client. `peer_cn` is the
     /// subject CN of a verified client certificate (mTLS); a token, when
     /// presented, decides first.
