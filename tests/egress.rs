@@ -153,3 +153,33 @@ async fn no_proxy_hosts_go_direct() {
     assert_eq!(s, 200);
     assert_eq!(up.last().uri, "/otlp/v1/x");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsupported_egress_proxy_scheme_is_refused_not_misused() {
+    // A socks5 proxy URL must not be spoken to as if it were an HTTP proxy.
+    let (up, pem) = RecordingUpstream::start_tls(Behavior::Ok).await;
+    let ca = ca_file(&pem);
+    let proxy = ProxyProc::start(&[
+        ("LGTM_TEMPO_URL", &up.https_url()),
+        ("LGTM_TEMPO_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_TEMPO_CA_FILE", ca.path().to_str().unwrap()),
+        ("HTTPS_PROXY", "socks5://127.0.0.1:9"),
+    ]);
+    let (s, _, b) = get(&proxy.url("/tempo/api/echo")).await;
+    assert_eq!(s, 502, "{}", String::from_utf8_lossy(&b));
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["kind"], "connect");
+    assert!(
+        up.requests().is_empty(),
+        "the request bypassed the configured proxy"
+    );
+    assert!(
+        proxy.wait_for_log(
+            "unsupported egress proxy scheme socks5",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        proxy.logs()
+    );
+}

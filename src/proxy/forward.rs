@@ -114,6 +114,12 @@ pub async fn forward(
     let outbound = Request::from_parts(parts, body);
 
     let sent = tokio::time::timeout(target.timeout, client.request(outbound)).await;
+    // The innermost error's text, for the log (connect, TLS, DNS and tunnel
+    // errors name hosts and reasons, never header values).
+    let cause = match &sent {
+        Ok(Err(e)) => Some(root_cause(e)),
+        _ => None,
+    };
     let result = match sent {
         Ok(Ok(res)) => Ok(res),
         Ok(Err(e)) => Err(match exchange.request_end() {
@@ -153,6 +159,7 @@ pub async fn forward(
                 upstream = &*target.name,
                 request_id = request_id.to_str().unwrap_or("-"),
                 error = %err,
+                cause = cause.as_deref().unwrap_or("-"),
                 "request failed"
             );
             err.to_response(Some(&request_id))
@@ -165,6 +172,21 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The innermost source of an error, looking inside `io::Error`s too.
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut last: &(dyn StdError + 'static) = err;
+    loop {
+        let next = last
+            .downcast_ref::<io::Error>()
+            .and_then(|e| e.get_ref().map(|inner| inner as &(dyn StdError + 'static)))
+            .or_else(|| last.source());
+        match next {
+            Some(n) => last = n,
+            None => return last.to_string(),
+        }
+    }
 }
 
 /// Map a client error to the contract's kinds by walking its sources,
