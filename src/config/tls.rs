@@ -20,13 +20,24 @@ pub struct RawTls {
     pub client_ca_file: Option<PathBuf>,
 }
 
-/// The validated inbound TLS setup.
-#[derive(Debug, Clone)]
+/// The validated inbound TLS setup. Its Debug names the files only: the
+/// rustls config inside holds the private key's signing object.
+#[derive(Clone)]
 pub struct ServerTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub client_ca_file: Option<PathBuf>,
     pub config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("client_ca_file", &self.client_ca_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Build the server config; problems as `(key, message)`.
@@ -128,4 +139,33 @@ pub fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
         .ok()?
         .to_string();
     Some(cn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_paths_never_key_material() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        let key_pem = ck.key_pair.serialize_pem();
+        std::fs::write(&key, &key_pem).unwrap();
+        let tls = build(&RawTls {
+            cert_file: cert,
+            key_file: key,
+            client_ca_file: None,
+        })
+        .unwrap();
+        let out = format!("{tls:?}");
+        assert!(out.contains("tls.key"), "{out}");
+        let body: String = key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(!out.contains(&body[..40]), "{out}");
+        assert!(!out.to_lowercase().contains("signing"), "{out}");
+    }
 }
