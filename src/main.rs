@@ -83,7 +83,16 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
             clients = app.client_count(),
             "lgtm-proxy starting"
         );
-        tokio::spawn(reload::watch(app.clone(), config_path));
+        // Signal handlers are registered before the listener is announced.
+        match reload::watch(app.clone(), config_path) {
+            Ok(watcher) => {
+                tokio::spawn(watcher);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch for reloads");
+                return ExitCode::FAILURE;
+            }
+        }
         match server::run(&cfg, app, listener).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

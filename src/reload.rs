@@ -7,6 +7,7 @@
 //! and counted.
 
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,41 +15,34 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::config;
 
-/// Watch for reload triggers until the runtime stops.
-pub async fn watch(app: Arc<App>, config_path: Option<PathBuf>) {
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut last = fingerprint(app.current().config.watched_files.clone()).await;
-    loop {
-        let interval = app.current().config.watch_interval;
-        #[cfg(unix)]
-        let by_signal = match hangup.as_mut() {
-            Some(h) => tokio::select! {
-                _ = h.recv() => true,
+/// Register the SIGHUP handler now (so a SIGHUP right after start reloads
+/// instead of killing the process) and return the watch loop to spawn.
+pub fn watch(
+    app: Arc<App>,
+    config_path: Option<PathBuf>,
+) -> std::io::Result<impl Future<Output = ()>> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(async move {
+        let mut last = fingerprint(app.current().config.watched_files.clone()).await;
+        loop {
+            let interval = app.current().config.watch_interval;
+            let by_signal = tokio::select! {
+                _ = hangup.recv() => true,
                 _ = tokio::time::sleep(interval) => false,
-            },
-            None => {
-                tokio::time::sleep(interval).await;
-                false
+            };
+            let now = fingerprint(app.current().config.watched_files.clone()).await;
+            if !by_signal && now == last {
+                continue;
             }
-        };
-        #[cfg(not(unix))]
-        let by_signal = {
-            tokio::time::sleep(interval).await;
-            false
-        };
-        let now = fingerprint(app.current().config.watched_files.clone()).await;
-        if !by_signal && now == last {
-            continue;
+            last = now;
+            reload(
+                &app,
+                config_path.clone(),
+                if by_signal { "signal" } else { "file change" },
+            )
+            .await;
         }
-        last = now;
-        reload(
-            &app,
-            config_path.clone(),
-            if by_signal { "signal" } else { "file change" },
-        )
-        .await;
-    }
+    })
 }
 
 /// Load, validate and swap in the config. Returns whether it succeeded.

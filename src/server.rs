@@ -34,7 +34,7 @@ const H2_MAX_HEADER_LIST: u32 = (MAX_HEADER_BYTES + 32 * MAX_HEADER_FIELDS) as u
 
 /// Serve until a shutdown signal, then drain. Returns when done.
 pub async fn run(config: &Config, app: Arc<App>, listener: TcpListener) -> io::Result<()> {
-    serve(config, app, listener, shutdown_signal()).await
+    serve(config, app, listener, shutdown_signal()?).await
 }
 
 /// Serve until `stop` resolves, then drain (tests pass their own `stop`).
@@ -243,25 +243,18 @@ fn service(
     TowerToHyperService::new(stack)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+/// SIGTERM and SIGINT handlers, registered now, before the listener is
+/// announced: a signal that arrives before the first poll is still caught
+/// and never gets the default action (exit by signal, no drain).
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutdown signal received");
+        tracing::info!("shutdown signal received");
+    })
 }

@@ -74,3 +74,49 @@ async fn sigint_with_nothing_in_flight_exits_zero_quickly() {
         .expect("did not exit");
     assert!(exit.success());
 }
+
+/// Signals sent the moment the proxy says it serves are handled, never the
+/// default action: SIGHUP reloads (the process lives on), SIGTERM drains
+/// and exits 0. The window this guards (between "serving" and the first
+/// poll of the handlers) is narrow: the loop repeats it with both cores
+/// kept busy, which is how it showed up in CI.
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_right_after_start_are_handled() {
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let burners: Vec<_> = (0..2)
+        .map(|_| {
+            let busy = busy.clone();
+            std::thread::spawn(move || {
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..30 {
+        let mut proxy = ProxyProc::start(&[]);
+        proxy.signal("HUP");
+        assert_eq!(
+            get(&proxy.url("/health")).await.0,
+            200,
+            "SIGHUP killed the process"
+        );
+        proxy.signal("TERM");
+        let exit = proxy
+            .wait_exit(Duration::from_secs(10))
+            .expect("did not exit");
+        assert!(exit.success(), "SIGTERM was not drained: {exit:?}");
+    }
+    for _ in 0..30 {
+        let mut proxy = ProxyProc::start(&[]);
+        proxy.signal("TERM");
+        let exit = proxy
+            .wait_exit(Duration::from_secs(10))
+            .expect("did not exit");
+        assert!(exit.success(), "a SIGTERM right after start: {exit:?}");
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        b.join().unwrap();
+    }
+}
