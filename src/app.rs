@@ -19,11 +19,12 @@ use crate::access::{classify, AccessClass};
 use crate::config::Config;
 use crate::error::{json_response, ProxyError};
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
-use crate::routes::{check_target, RESERVED_PATHS};
+use crate::remote_write::Controller;
+use crate::routes::{check_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, Metrics};
-use crate::tenant::{acquire, InFlight};
+use crate::tenant::{acquire, AuthError, InFlight};
 
 /// The contract's request-header limits, enforced on HTTP/1.1 and h2 alike.
 pub const MAX_HEADER_FIELDS: usize = 200;
@@ -41,6 +42,8 @@ pub struct App {
     clients: Mutex<ClientSet>,
     /// `max_in_flight` (set at start).
     in_flight_cap: Option<Arc<InFlight>>,
+    /// Remote-write jobs, reconciled with every config.
+    jobs: Controller,
 }
 
 impl App {
@@ -49,6 +52,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let mut clients = ClientSet::new();
         let in_flight_cap = config.max_in_flight.map(InFlight::new);
+        let jobs = Controller::new(metrics.clone());
+        jobs.reconcile(config.remote_write.as_ref());
         let state = State::build(config, &metrics, &mut clients, None);
         metrics.config_last_success.set(unix_now());
         App {
@@ -58,6 +63,7 @@ impl App {
             draining: AtomicBool::new(false),
             clients: Mutex::new(clients),
             in_flight_cap,
+            jobs,
         }
     }
 
@@ -65,6 +71,7 @@ impl App {
     pub fn swap(&self, config: Config) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
+        self.jobs.reconcile(config.remote_write.as_ref());
         let state = State::build(config, &self.metrics, &mut clients, Some(&old));
         self.state.store(Arc::new(state));
         self.metrics.config_last_success.set(unix_now());
@@ -98,7 +105,7 @@ impl App {
     ) -> Response<Body> {
         let start = Instant::now();
         let state = self.state.load_full();
-        if let Some(res) = self.own_endpoint(&req, &state) {
+        if let Some(res) = self.own_endpoint(&req, &state, peer_cn) {
             return res;
         }
         let method = method_label(req.method());
@@ -216,7 +223,12 @@ impl App {
         forward(routed, req, &self.ids).await
     }
 
-    fn own_endpoint(&self, req: &Request<Incoming>, state: &State) -> Option<Response<Body>> {
+    fn own_endpoint(
+        &self,
+        req: &Request<Incoming>,
+        state: &State,
+        peer_cn: Option<&str>,
+    ) -> Option<Response<Body>> {
         let path = req.uri().path();
         if !RESERVED_PATHS.contains(&path) {
             return None;
@@ -231,14 +243,19 @@ impl App {
             return Some(res);
         }
         Some(match path {
-            "/health" => json_response(
-                StatusCode::OK,
-                Bytes::from(format!(
-                    r#"{{"status":"ok","version":"{}"}}"#,
-                    env!("CARGO_PKG_VERSION")
-                )),
-            ),
+            "/health" => self.health(),
             "/ready" => self.ready(req, state),
+            DEBUG_COLLECTED | DEBUG_TARGETS => {
+                if let Err(e) = debug_access(req, state, peer_cn) {
+                    return Some(e.to_response(None));
+                }
+                let body = if path == DEBUG_COLLECTED {
+                    self.jobs.collected_json()
+                } else {
+                    self.jobs.targets_json()
+                };
+                json_response(StatusCode::OK, Bytes::from(body.to_string()))
+            }
             _ => {
                 state.export_credentials_age(&self.metrics);
                 let mut res = json_response(StatusCode::OK, Bytes::from(self.metrics.render()));
@@ -249,6 +266,24 @@ impl App {
                 res
             }
         })
+    }
+
+    /// /health: 200 whenever the process serves; the body carries each
+    /// remote-write job's state, which never fails it.
+    fn health(&self) -> Response<Body> {
+        let body = match self.jobs.health_summary() {
+            None => format!(
+                r#"{{"status":"ok","version":"{}"}}"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some(jobs) => serde_json::json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "remote_write_jobs": jobs,
+            })
+            .to_string(),
+        };
+        json_response(StatusCode::OK, Bytes::from(body))
     }
 
     /// /ready: 503 while draining. `?verbose` lists tenants and their
@@ -325,6 +360,31 @@ impl App {
             error = %err,
         );
         err.to_response(Some(&id))
+    }
+}
+
+/// The debug endpoints show every tenant's series: when client auth is on
+/// they need a client with the `admin` class.
+fn debug_access(
+    req: &Request<Incoming>,
+    state: &State,
+    peer_cn: Option<&str>,
+) -> Result<(), ProxyError> {
+    let config = &state.config;
+    let client_auth =
+        config.require_client_auth || config.tenants.values().any(|t| !t.clients.is_empty());
+    if !client_auth {
+        return Ok(());
+    }
+    match state.resolver.resolve(req.headers(), peer_cn) {
+        Err(e) => Err(ProxyError::Auth(e)),
+        Ok((_, None)) => Err(ProxyError::Auth(AuthError::Missing)),
+        Ok((_, Some(c))) if c.access.allows(AccessClass::Admin) => Ok(()),
+        Ok((_, Some(c))) => Err(ProxyError::ClassDenied {
+            client: c.name.clone(),
+            class: AccessClass::Admin,
+            access: c.access,
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod proxy;
 pub mod reload;
+pub mod remote_write;
 pub mod routes;
 pub mod server;
 pub mod state;

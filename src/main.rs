@@ -49,7 +49,20 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             print!("{}", config::render_effective(&cfg));
-            ExitCode::SUCCESS
+            // `serve` runs without an invalid manifest; a check fails on it.
+            let problems = cfg
+                .remote_write
+                .as_ref()
+                .map(|rw| rw.manifest_problems.as_slice())
+                .unwrap_or_default();
+            if problems.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("lgtm-proxy: invalid MetricAccess manifests (serve skips them):");
+            for line in problems {
+                eprintln!("  {line}");
+            }
+            ExitCode::from(EX_CONFIG)
         }
         Command::Serve => serve(cfg, cli.config),
     }

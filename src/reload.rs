@@ -1,6 +1,6 @@
-//! Hot reload: on SIGHUP, and when the config file or any secret file it
-//! names changes. Files are polled by content every `watch_interval` on
-//! the blocking pool (Kubernetes updates Secret mounts by swapping a
+//! Hot reload: on SIGHUP, and when the config file, any secret file it
+//! names, or a manifest in `remote_write.manifests_dir` changes. Files are
+//! polled by content every `watch_interval` on the blocking pool (Kubernetes updates Secret mounts by swapping a
 //! `..data` symlink, which content polling sees and mtimes may not). A
 //! valid new config is swapped in whole; an invalid one (including an empty
 //! or unreadable token file) leaves the current config serving, is logged
@@ -79,15 +79,27 @@ pub async fn reload(app: &App, config_path: Option<PathBuf>, trigger: &'static s
     }
 }
 
-/// A fingerprint of the files' names and contents (read off the runtime).
+fn hash_file(f: &std::path::Path, h: &mut DefaultHasher) {
+    f.hash(h);
+    match std::fs::read(f) {
+        Ok(bytes) => bytes.hash(h),
+        Err(e) => e.kind().hash(h),
+    }
+}
+
+/// A fingerprint of the files' names and contents (read off the runtime);
+/// a directory stands for the YAML files in it.
 async fn fingerprint(files: Vec<PathBuf>) -> u64 {
     tokio::task::spawn_blocking(move || {
         let mut h = DefaultHasher::new();
         for f in &files {
-            f.hash(&mut h);
-            match std::fs::read(f) {
-                Ok(bytes) => bytes.hash(&mut h),
-                Err(e) => e.kind().hash(&mut h),
+            if f.is_dir() {
+                // A manifests directory: its YAML files, by name and content.
+                for file in crate::remote_write::validate::yaml_files(f).unwrap_or_default() {
+                    hash_file(&file, &mut h);
+                }
+            } else {
+                hash_file(f, &mut h);
             }
         }
         h.finish()

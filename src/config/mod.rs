@@ -25,7 +25,7 @@ pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::render_effective;
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
-pub use validate::validate;
+pub use validate::{parse_base_url, read_secret_file, validate};
 
 /// Every problem found in a config, one line each, `key: what is wrong`.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,8 @@ pub struct Config {
     pub tls: Option<ServerTls>,
     pub max_connections: Option<usize>,
     pub max_in_flight: Option<usize>,
+    /// Pull-then-push jobs (`[remote_write]` and MetricAccess manifests).
+    pub remote_write: Option<crate::remote_write::RemoteWrite>,
 }
 
 #[derive(Debug, Clone)]

@@ -35,6 +35,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
     pub tls: Option<super::RawTls>,
+    pub remote_write: Option<crate::remote_write::RawRemoteWrite>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,6 +22,37 @@ struct Effective<'a> {
     tenants: BTreeMap<&'a str, EffectiveTenant<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<EffectiveTls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_write: Option<EffectiveRemoteWrite<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveRemoteWrite<'a> {
+    sources: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifests_dir: Option<String>,
+    jobs: Vec<EffectiveJob<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveJob<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    origin: &'a str,
+    tenant: &'a str,
+    /// The selectors queried, namespace enforced.
+    selectors: &'a [String],
+    interval: String,
+    honor_labels: bool,
+    extra_labels: &'a BTreeMap<String, String>,
+    target_type: &'static str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +193,29 @@ pub fn render_effective(c: &Config) -> String {
             cert_file: t.cert_file.display().to_string(),
             key_file: t.key_file.display().to_string(),
             client_ca_file: t.client_ca_file.as_ref().map(|p| p.display().to_string()),
+        }),
+        remote_write: c.remote_write.as_ref().map(|rw| EffectiveRemoteWrite {
+            sources: &rw.sources,
+            source_user: rw.source_auth.as_ref().map(|a| a.username.as_str()),
+            manifests_dir: rw.manifests_dir.as_ref().map(|p| p.display().to_string()),
+            jobs: rw
+                .jobs
+                .iter()
+                .map(|j| EffectiveJob {
+                    namespace: &j.namespace,
+                    name: &j.name,
+                    origin: &j.origin,
+                    tenant: &j.tenant,
+                    selectors: &j.selectors,
+                    interval: human(j.interval),
+                    honor_labels: j.honor_labels,
+                    extra_labels: &j.extra_labels,
+                    target_type: j.target.kind.as_str(),
+                    url: &j.target.url,
+                    user: j.target.basic_auth.as_ref().map(|a| a.username.as_str()),
+                    password: j.target.basic_auth.as_ref().map(|_| REDACTED),
+                })
+                .collect(),
         }),
     };
     toml::to_string(&eff).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))

@@ -143,6 +143,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
 
+    let remote_write = raw.remote_write.as_ref().map(|rw| {
+        use crate::remote_write::validate::{validate, Context, Found};
+        let mut found = Found::default();
+        let ctx = Context {
+            upstreams: &upstreams,
+            tenants: &tenants,
+        };
+        let v = validate(rw, &ctx, &mut found);
+        p.0.append(&mut found.problems);
+        for f in &found.watched {
+            p.watch(f);
+        }
+        v
+    });
     let max_connections = positive(&mut p, "max_connections", raw.max_connections);
     let max_in_flight = positive(&mut p, "max_in_flight", raw.max_in_flight);
     if p.0.is_empty() {
@@ -162,6 +176,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             tls,
             max_connections,
             max_in_flight,
+            remote_write,
         })
     } else {
         Err(ConfigErrors(p.0))

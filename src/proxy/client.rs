@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
 use super::body::Metered;
@@ -68,10 +69,11 @@ impl ClientSet {
         if let Some((_, c)) = self.built.iter().find(|(k, _)| *k == key) {
             return c.clone();
         }
+        let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
         let clients = Clients {
-            auto: build(up, &self.proxies, Protocol::Auto),
-            http1: build(up, &self.proxies, Protocol::Http1),
-            h2c: build(up, &self.proxies, Protocol::H2c),
+            auto: build(ca, up.connect_timeout, &self.proxies, Protocol::Auto),
+            http1: build(ca, up.connect_timeout, &self.proxies, Protocol::Http1),
+            h2c: build(ca, up.connect_timeout, &self.proxies, Protocol::H2c),
         };
         self.built.push((key, clients.clone()));
         clients
@@ -100,14 +102,43 @@ enum Protocol {
     H2c,
 }
 
-fn build(up: &Upstream, proxies: &Arc<Matcher>, protocol: Protocol) -> HttpClient {
+/// A client for the proxy's own requests (remote-write jobs): same TLS,
+/// egress and pool settings as the forwarding clients, any body type.
+pub fn own_client<B>(
+    ca: Option<&[CertificateDer<'static>]>,
+    connect_timeout: Duration,
+) -> Client<HttpsConnector<Egress>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    build(
+        ca,
+        connect_timeout,
+        &Arc::new(Matcher::from_env()),
+        Protocol::Auto,
+    )
+}
+
+fn build<B>(
+    ca: Option<&[CertificateDer<'static>]>,
+    connect_timeout: Duration,
+    proxies: &Arc<Matcher>,
+    protocol: Protocol,
+) -> Client<HttpsConnector<Egress>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(ca) = &up.ca {
+    if let Some(ca) = ca {
         // Certificates were parsed at config load; a cert rustls refuses
         // here was reported there too.
-        roots.add_parsable_certificates(ca.certs.iter().cloned());
+        roots.add_parsable_certificates(ca.iter().cloned());
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -120,7 +151,7 @@ fn build(up: &Upstream, proxies: &Arc<Matcher>, protocol: Protocol) -> HttpClien
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(up.connect_timeout));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
 
     let builder = HttpsConnectorBuilder::new()

@@ -175,7 +175,7 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
 }
 
 /// The innermost source of an error, looking inside `io::Error`s too.
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
+pub fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut last: &(dyn StdError + 'static) = err;
     loop {
         let next = last

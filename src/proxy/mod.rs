@@ -12,8 +12,9 @@ mod target;
 mod upgrade;
 
 pub use body::{Body, Metered};
-pub use client::{ClientSet, Clients, HttpClient};
+pub use client::{own_client, ClientSet, Clients, HttpClient};
+pub use egress::Egress;
 pub use exchange::Exchange;
-pub use forward::{forward, Routed};
+pub use forward::{forward, root_cause, Routed};
 pub use request_id::RequestIds;
-pub use target::Target;
+pub use target::{basic_auth, Target};

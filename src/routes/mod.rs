@@ -8,8 +8,17 @@ mod table;
 pub use path::{check_target, PathError};
 pub use table::{Matched, RouteTable};
 
+/// Remote-write debug endpoints (admin class when client auth is on).
+pub const DEBUG_COLLECTED: &str = "/collected-metrics";
+pub const DEBUG_TARGETS: &str = "/debug/targets";
 /// Paths the proxy answers itself; routes may not claim them.
-pub const RESERVED_PATHS: &[&str] = &["/health", "/ready", "/metrics"];
+pub const RESERVED_PATHS: &[&str] = &[
+    "/health",
+    "/ready",
+    "/metrics",
+    DEBUG_COLLECTED,
+    DEBUG_TARGETS,
+];
 
 #[cfg(test)]
 mod proptests;

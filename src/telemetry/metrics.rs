@@ -24,6 +24,7 @@ pub struct Metrics {
     pub config_last_success: Gauge,
     pub credentials_age: GaugeVec,
     pub upgraded_sessions: IntGauge,
+    pub remote_write: super::remote_write::RemoteWriteMetrics,
 }
 
 /// Buckets from 5 ms to 2 min: remote-write pushes are fast, Loki queries slow.
@@ -153,6 +154,7 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("process collector registers once");
+        let remote_write = super::remote_write::RemoteWriteMetrics::register(&registry);
         Metrics {
             registry,
             requests,
@@ -166,6 +168,7 @@ impl Metrics {
             config_last_success,
             credentials_age,
             upgraded_sessions,
+            remote_write,
         }
     }
 

@@ -2,5 +2,6 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod remote_write;
 
 pub use metrics::{method_label, Metrics};

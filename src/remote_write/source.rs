@@ -1,0 +1,302 @@
+//! The infrastructure Prometheus sources: a `/-/healthy` check cached for a
+//! few seconds (so every job cycle sees fresh health without each job
+//! hammering it), and instant queries whose JSON answer is read with a
+//! size cap.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use serde::Deserialize;
+
+use super::series::Labels;
+use super::spec::BasicAuth;
+use super::OwnClient;
+use crate::proxy::own_client;
+use crate::telemetry::Metrics;
+
+/// A health answer is reused this long.
+const HEALTH_TTL: Duration = Duration::from_secs(5);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A query answer larger than this is refused (bounded memory).
+pub const MAX_QUERY_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct Sources {
+    urls: Vec<String>,
+    auth: Option<HeaderValue>,
+    client: OwnClient<Empty<Bytes>>,
+    health: Mutex<Vec<Health>>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Clone, Default)]
+struct Health {
+    healthy: bool,
+    checked: Option<Instant>,
+    checked_unix: f64,
+    error: Option<String>,
+}
+
+/// One sample of an instant query's vector result.
+#[derive(Debug)]
+pub struct Sampled {
+    pub labels: Labels,
+    pub value: f64,
+    pub timestamp_ms: i64,
+}
+
+impl Sources {
+    pub fn new(urls: Vec<String>, auth: Option<&BasicAuth>, metrics: Arc<Metrics>) -> Self {
+        let n = urls.len();
+        Sources {
+            urls,
+            auth: auth.map(|a| crate::proxy::basic_auth(&a.username, &a.password)),
+            client: own_client(None, CONNECT_TIMEOUT),
+            health: Mutex::new(vec![Health::default(); n]),
+            metrics,
+        }
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The indices of the sources healthy now, checking those whose last
+    /// answer is older than the TTL (all at once).
+    pub async fn healthy(self: &Arc<Self>) -> Vec<usize> {
+        let stale: Vec<usize> = {
+            let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            (0..self.urls.len())
+                .filter(|&i| h[i].checked.is_none_or(|t| t.elapsed() >= HEALTH_TTL))
+                .collect()
+        };
+        let mut checks = tokio::task::JoinSet::new();
+        for i in stale {
+            let me = self.clone();
+            checks.spawn(async move { (i, me.check(i).await) });
+        }
+        while let Some(Ok((i, result))) = checks.join_next().await {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h[i] = Health {
+                healthy: result.is_ok(),
+                checked: Some(Instant::now()),
+                checked_unix: unix_now(),
+                error: result.err(),
+            };
+            self.metrics
+                .remote_write
+                .source_up
+                .with_label_values(&[&self.urls[i]])
+                .set(i64::from(h[i].healthy));
+        }
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        (0..self.urls.len()).filter(|&i| h[i].healthy).collect()
+    }
+
+    async fn check(&self, i: usize) -> Result<(), String> {
+        let url = format!("{}/-/healthy", self.urls[i]);
+        let res = tokio::time::timeout(HEALTH_TIMEOUT, self.get(&url))
+            .await
+            .map_err(|_| format!("no answer within {HEALTH_TIMEOUT:?}"))??;
+        if res.status() == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(format!("/-/healthy answered {}", res.status().as_u16()))
+        }
+    }
+
+    fn get(
+        &self,
+        url: &str,
+    ) -> impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, String>> + use<'_>
+    {
+        let req = url.parse::<Uri>().map_err(|e| e.to_string()).map(|uri| {
+            let mut req = Request::get(uri)
+                .body(Empty::<Bytes>::new())
+                .expect("a parsed URI makes a request");
+            if let Some(a) = &self.auth {
+                req.headers_mut().insert(AUTHORIZATION, a.clone());
+            }
+            req
+        });
+        async move {
+            self.client
+                .request(req?)
+                .await
+                .map_err(|e| crate::proxy::root_cause(&e))
+        }
+    }
+
+    /// An instant query; the result must be a vector.
+    pub async fn query(
+        &self,
+        i: usize,
+        selector: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Sampled>, String> {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            self.urls[i],
+            percent_encode(selector)
+        );
+        let work = async {
+            let res = self.get(&url).await?;
+            let status = res.status();
+            let body = Limited::new(res.into_body(), MAX_QUERY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?
+                .to_bytes();
+            parse_query(status, &body)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+    }
+
+    /// For /debug/targets: every source and its last health answer.
+    pub fn describe(&self) -> serde_json::Value {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::Value::Array(
+            self.urls
+                .iter()
+                .zip(h.iter())
+                .map(|(url, h)| {
+                    serde_json::json!({
+                        "url": url,
+                        "healthy": h.healthy,
+                        "checked": h.checked.is_some(),
+                        "last_check_unix": h.checked_unix,
+                        "error": h.error,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryAnswer {
+    status: String,
+    data: Option<QueryData>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryData {
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    metric: Labels,
+    value: (f64, String),
+}
+
+fn parse_query(status: StatusCode, body: &[u8]) -> Result<Vec<Sampled>, String> {
+    let answer: QueryAnswer = serde_json::from_slice(body).map_err(|_| {
+        format!(
+            "answer {} is not a Prometheus API response",
+            status.as_u16()
+        )
+    })?;
+    if answer.status != "success" {
+        return Err(format!(
+            "query failed ({}): {}",
+            status.as_u16(),
+            answer.error.unwrap_or_default()
+        ));
+    }
+    let data = answer.data.ok_or("answer has no data")?;
+    if data.result_type != "vector" {
+        return Err(format!("expected a vector, got {}", data.result_type));
+    }
+    let samples: Vec<VectorSample> =
+        serde_json::from_value(data.result).map_err(|e| format!("malformed vector: {e}"))?;
+    samples
+        .into_iter()
+        .map(|s| {
+            let value = s
+                .value
+                .1
+                .parse::<f64>()
+                .map_err(|_| format!("malformed sample value {:?}", s.value.1))?;
+            Ok(Sampled {
+                labels: s.metric,
+                value,
+                timestamp_ms: (s.value.0 * 1000.0).round() as i64,
+            })
+        })
+        .collect()
+}
+
+/// Query-string encoding: unreserved characters kept, the rest %XX.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_vector() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"up","namespace":"t"},"value":[1700000000.5,"1"]},
+            {"metric":{"__name__":"x"},"value":[1700000000.5,"NaN"]},
+            {"metric":{"__name__":"y"},"value":[1700000000.5,"+Inf"]}]}}"#;
+        let s = parse_query(StatusCode::OK, body).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].timestamp_ms, 1_700_000_000_500);
+        assert_eq!(s[0].labels["namespace"], "t");
+        assert!(s[1].value.is_nan());
+        assert_eq!(s[2].value, f64::INFINITY);
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        let e = parse_query(
+            StatusCode::BAD_REQUEST,
+            br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("parse error") && e.contains("400"), "{e}");
+        let e = parse_query(
+            StatusCode::OK,
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("scalar"), "{e}");
+        assert!(parse_query(StatusCode::BAD_GATEWAY, b"<html>").is_err());
+    }
+
+    #[test]
+    fn encodes_selectors() {
+        assert_eq!(
+            percent_encode(r#"up{job="a b",namespace="t"}"#),
+            "up%7Bjob%3D%22a%20b%22%2Cnamespace%3D%22t%22%7D"
+        );
+    }
+}
