@@ -52,7 +52,13 @@ fn every_commented_key_is_accepted() {
         .filter(|l| !l.starts_with("ca_file"))
         .collect::<Vec<_>>()
         .join("\n");
-    let uncommented = proxy::with_local_secrets(&uncommented, dir.path());
+    let uncommented = proxy::with_local_secrets(&uncommented, dir.path()).replace(
+        "/etc/lgtm-proxy/metricaccess",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/metricaccess/seed000"
+        ),
+    );
     let path = dir.path().join("all.toml");
     std::fs::write(&path, &uncommented).unwrap();
     let out = proxy::command(&[("LGTM_TOKEN", "glc_example")])
@@ -66,7 +72,10 @@ fn every_commented_key_is_accepted() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("[upstreams.mimir]") && stdout.contains("prefix = \"/mimir\""),
+        stdout.contains("[upstreams.mimir]")
+            && stdout.contains("prefix = \"/mimir\"")
+            && stdout.contains("name = \"webapp-infra\"")
+            && stdout.contains("seed000-prometheus.yaml"),
         "{stdout}"
     );
 }

@@ -141,7 +141,7 @@ fn deploy_alert_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"),
+        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 10 rules found"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -167,7 +167,13 @@ fn multi_tenant_overlay_config_is_valid() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = proxy::with_local_secrets(&text, dir.path());
+    let config = proxy::with_local_secrets(&text, dir.path()).replace(
+        "/etc/lgtm-proxy-metricaccess",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/kustomize/overlays/multi-tenant/metricaccess"
+        ),
+    );
     let path = dir.path().join("lgtm-proxy.toml");
     std::fs::write(&path, config).unwrap();
     let out = proxy::command(&[])
@@ -182,7 +188,9 @@ fn multi_tenant_overlay_config_is_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("[tenants.stage.upstreams.prometheus]")
-            && stdout.contains("name = \"kubecost\""),
+            && stdout.contains("name = \"kubecost\"")
+            && stdout.contains("name = \"webapp-infra\"")
+            && stdout.contains("/api/prom/push"),
         "{stdout}"
     );
 }

@@ -188,15 +188,26 @@ fn load_manifests(
                 continue;
             }
         };
-        let docs: Vec<_> = serde_yaml_ng::Deserializer::from_str(&text).collect();
+        // A syntax error ends the stream: the parser cannot resync, and
+        // its document iterator would repeat the error forever.
+        let mut docs = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            match <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc) {
+                Ok(v) => docs.push(Ok(v)),
+                Err(e) => {
+                    docs.push(Err(e));
+                    break;
+                }
+            }
+        }
         let many = docs.len() > 1;
-        for (n, doc) in docs.into_iter().enumerate() {
+        for (n, value) in docs.into_iter().enumerate() {
             let label = if many {
                 format!("{shown} (document {})", n + 1)
             } else {
                 shown.clone()
             };
-            let value: serde_yaml_ng::Value = match serde::Deserialize::deserialize(doc) {
+            let value = match value {
                 Ok(v) => v,
                 Err(e) => {
                     rw.manifest_problems.push(format!("{label}: {e}"));

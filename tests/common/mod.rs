@@ -5,6 +5,7 @@
 pub mod client;
 pub mod prometheus;
 pub mod proxy;
+pub mod pushgateway;
 pub mod tls;
 pub mod upstream;
 

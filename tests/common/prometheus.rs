@@ -34,9 +34,14 @@ pub fn free_port() -> u16 {
 }
 
 impl Prometheus {
-    /// Start a receiving Prometheus; `extra_config` is appended to its
-    /// prometheus.yml (e.g. a remote_write section for an agent).
+    /// Start a Prometheus with this prometheus.yml (`{PORT}` in it becomes
+    /// its own port, so it can scrape itself).
     pub fn start(args: &[&str], yml: &str, auth: bool) -> Prometheus {
+        Self::start_on(None, args, yml, auth)
+    }
+
+    /// Start on a given port (e.g. one a test kept closed until now).
+    pub fn start_on(port: Option<u16>, args: &[&str], yml: &str, auth: bool) -> Prometheus {
         let bin =
             binary().expect("prometheus is not installed: run scripts/test.sh, which installs it");
         let dir = tempfile::tempdir().unwrap();
@@ -46,7 +51,6 @@ impl Prometheus {
             Instant::now().elapsed().as_nanos() ^ 0x5eed
         );
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, yml).unwrap();
         let web = dir.path().join("web.yml");
         let hash = bcrypt::hash(&token, 4).unwrap();
         std::fs::write(
@@ -56,7 +60,8 @@ impl Prometheus {
         .unwrap();
         // A port taken between probe and bind fails start-up: retry.
         for _ in 0..5 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
+            std::fs::write(&config, yml.replace("{PORT}", &port.to_string())).unwrap();
             let mut cmd = Command::new(&bin);
             cmd.arg(format!("--config.file={}", config.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -102,6 +107,28 @@ impl Prometheus {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An instant query's result vector (`data.result`), asked with the
+    /// basic-auth credentials when `auth`.
+    pub async fn query(&self, q: &str, auth: bool) -> Vec<serde_json::Value> {
+        let mut enc = String::new();
+        for b in q.bytes() {
+            if b.is_ascii_alphanumeric() {
+                enc.push(b as char);
+            } else {
+                enc.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let mut req = http::Request::get(format!("{}/api/v1/query?query={enc}", self.url()));
+        if auth {
+            req = req.header("authorization", self.basic_auth());
+        }
+        let (status, _, body) =
+            super::client::send(req.body(super::client::empty()).unwrap()).await;
+        assert_eq!(status, 200, "query {q}: {}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 }
 
