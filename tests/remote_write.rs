@@ -256,9 +256,13 @@ job_name = "rw-test"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_write_target_with_basic_auth_and_a_wrong_password() {
-    let src = source();
+    // The source wants basic auth too (its self-scrapes fail, but `up`
+    // exists, with value 0).
+    let src = Prometheus::start(&[], SOURCE_YML, true);
     let target = receiver(true);
     let dir = tempfile::tempdir().unwrap();
+    let src_pw = dir.path().join("source");
+    std::fs::write(&src_pw, format!("{}\n", src.token)).unwrap();
     let good = dir.path().join("good");
     let bad = dir.path().join("bad");
     std::fs::write(&good, format!("{}\n", target.token)).unwrap();
@@ -283,8 +287,9 @@ headers = {{ X-Tenant = "webapp-team" }}
         )
     };
     let toml = format!(
-        "[remote_write]\nsources = [\"{}\"]\n{}{}",
+        "[remote_write]\nsources = [\"{}\"]\nsource_basic_auth = {{ username = \"{USER}\", password_file = \"{}\" }}\n{}{}",
         src.url(),
+        src_pw.display(),
         job("good", "good-tenant", &good),
         job("bad", "bad-tenant", &bad)
     );
@@ -380,6 +385,7 @@ headers = {{ X-Tenant = "webapp-team" }}
     // Neither password is ever logged or exported.
     assert!(!proxy.logs().contains(&target.token));
     assert!(!proxy.logs().contains("not-the-password"));
+    assert!(!proxy.logs().contains(&src.token));
     assert!(!m.contains(&target.token));
 }
 
