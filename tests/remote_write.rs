@@ -762,3 +762,44 @@ fn an_invalid_manifest_is_named_and_skipped_the_others_run() {
         "{health}"
     );
 }
+
+/// A source that accepts connections and never answers costs the jobs no
+/// cycles: health is checked in the background and queries time out at
+/// half the interval, so the healthy source's series still go out on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_source_does_not_stall_the_job() {
+    let src = source();
+    let hanging = RecordingUpstream::start(Behavior::Hang).await;
+    let target = RecordingUpstream::start(Behavior::Fixed {
+        status: 204,
+        headers: vec![],
+        body: bytes::Bytes::new(),
+    })
+    .await;
+    let toml = format!(
+        r#"
+[remote_write]
+sources = ["{hang}", "{src}"]
+[[remote_write.jobs]]
+name = "steady"
+namespace = "webapp-team"
+metrics = ["up"]
+interval = "1s"
+[remote_write.jobs.target]
+type = "remote_write"
+url = "{target}/api/v1/write"
+"#,
+        hang = hanging.url(),
+        src = src.url(),
+        target = target.url(),
+    );
+    let (_proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    eventually("a first push", || async { !target.requests().is_empty() }).await;
+    let first = target.requests().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let pushes = target.requests().len() - first;
+    // One push per 1 s interval; a stall of 5 s per health check or
+    // query would allow about five.
+    assert!(pushes >= 7, "only {pushes} pushes in 10 s");
+    eprintln!("{pushes} pushes in 10 s");
+}

@@ -19,7 +19,9 @@ use super::source::{unix_now, Sources};
 use super::spec::{BasicAuth, Job, RemoteWrite};
 use crate::telemetry::Metrics;
 
-/// A query never waits longer than this (nor longer than the interval).
+/// A query never waits longer than this, nor longer than half the job's
+/// interval: a source that hangs on queries still leaves the cycle time to
+/// deliver what the other sources returned.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Controller {
@@ -31,6 +33,8 @@ pub struct Controller {
 #[derive(Default)]
 struct Inner {
     source_key: Option<(Vec<String>, Option<BasicAuth>)>,
+    /// The health checker of the current sources.
+    checker: Option<AbortHandle>,
     jobs: BTreeMap<String, Running>,
 }
 
@@ -80,11 +84,16 @@ impl Controller {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let key = (rw.sources.clone(), rw.source_auth.clone());
         if inner.source_key.as_ref() != Some(&key) {
-            self.sources.store(Some(Arc::new(Sources::new(
+            let sources = Arc::new(Sources::new(
                 rw.sources.clone(),
                 rw.source_auth.as_ref(),
                 self.metrics.clone(),
-            ))));
+            ));
+            if let Some(old) = inner.checker.take() {
+                old.abort();
+            }
+            inner.checker = Some(tokio::spawn(sources.clone().check_forever()).abort_handle());
+            self.sources.store(Some(sources));
             inner.source_key = Some(key);
         }
         let mut next = BTreeMap::new();
@@ -211,6 +220,9 @@ impl Drop for Controller {
             for r in inner.jobs.values() {
                 r.task.abort();
             }
+            if let Some(c) = &inner.checker {
+                c.abort();
+            }
         }
     }
 }
@@ -291,7 +303,7 @@ async fn collect(job: &Arc<Job>, sources: &Arc<Sources>) -> (Vec<Series>, usize,
         };
         return (Vec::new(), 0, Some(e.to_string()));
     }
-    let timeout = job.interval.min(QUERY_TIMEOUT);
+    let timeout = (job.interval / 2).min(QUERY_TIMEOUT);
     let mut queries = tokio::task::JoinSet::new();
     for &i in &healthy {
         for sel in &job.selectors {

@@ -1,10 +1,10 @@
-//! The infrastructure Prometheus sources: a `/-/healthy` check cached for a
-//! few seconds (so every job cycle sees fresh health without each job
-//! hammering it), and instant queries whose JSON answer is read with a
+//! The infrastructure Prometheus sources: `/-/healthy` checked every few
+//! seconds by one background task (jobs read the answers, never wait on
+//! them), and instant queries whose JSON answer is read with a
 //! size cap.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
@@ -18,7 +18,7 @@ use super::OwnClient;
 use crate::proxy::own_client;
 use crate::telemetry::Metrics;
 
-/// A health answer is reused this long.
+/// Time between rounds of health checks.
 const HEALTH_TTL: Duration = Duration::from_secs(5);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,13 +30,15 @@ pub struct Sources {
     auth: Option<HeaderValue>,
     client: OwnClient<Empty<Bytes>>,
     health: Mutex<Vec<Health>>,
+    /// Becomes true when the first round of checks has ended.
+    first_round: tokio::sync::watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
 
 #[derive(Clone, Default)]
 struct Health {
     healthy: bool,
-    checked: Option<Instant>,
+    checked: bool,
     checked_unix: f64,
     error: Option<String>,
 }
@@ -57,6 +59,7 @@ impl Sources {
             auth: auth.map(|a| crate::proxy::basic_auth(&a.username, &a.password)),
             client: own_client(None, CONNECT_TIMEOUT),
             health: Mutex::new(vec![Health::default(); n]),
+            first_round: tokio::sync::watch::Sender::new(false),
             metrics,
         }
     }
@@ -65,34 +68,41 @@ impl Sources {
         &self.urls
     }
 
-    /// The indices of the sources healthy now, checking those whose last
-    /// answer is older than the TTL (all at once).
-    pub async fn healthy(self: &Arc<Self>) -> Vec<usize> {
-        let stale: Vec<usize> = {
-            let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            (0..self.urls.len())
-                .filter(|&i| h[i].checked.is_none_or(|t| t.elapsed() >= HEALTH_TTL))
-                .collect()
-        };
-        let mut checks = tokio::task::JoinSet::new();
-        for i in stale {
-            let me = self.clone();
-            checks.spawn(async move { (i, me.check(i).await) });
+    /// Check every source now and every `HEALTH_TTL` after, until the task
+    /// is aborted (the controller runs one per set of sources). Jobs read
+    /// the answers and never wait on a check, so a source that hangs costs
+    /// them nothing.
+    pub async fn check_forever(self: Arc<Self>) {
+        loop {
+            let mut checks = tokio::task::JoinSet::new();
+            for i in 0..self.urls.len() {
+                let me = self.clone();
+                checks.spawn(async move { (i, me.check(i).await) });
+            }
+            while let Some(Ok((i, result))) = checks.join_next().await {
+                let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                h[i] = Health {
+                    healthy: result.is_ok(),
+                    checked: true,
+                    checked_unix: unix_now(),
+                    error: result.err(),
+                };
+                self.metrics
+                    .remote_write
+                    .source_up
+                    .with_label_values(&[&self.urls[i]])
+                    .set(i64::from(h[i].healthy));
+            }
+            self.first_round.send_replace(true);
+            tokio::time::sleep(HEALTH_TTL).await;
         }
-        while let Some(Ok((i, result))) = checks.join_next().await {
-            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            h[i] = Health {
-                healthy: result.is_ok(),
-                checked: Some(Instant::now()),
-                checked_unix: unix_now(),
-                error: result.err(),
-            };
-            self.metrics
-                .remote_write
-                .source_up
-                .with_label_values(&[&self.urls[i]])
-                .set(i64::from(h[i].healthy));
-        }
+    }
+
+    /// The indices of the sources healthy now. Only before the first round
+    /// of checks has ended does this wait (at most one check's timeout).
+    pub async fn healthy(&self) -> Vec<usize> {
+        let mut done = self.first_round.subscribe();
+        let _ = tokio::time::timeout(HEALTH_TIMEOUT, done.wait_for(|d| *d)).await;
         let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         (0..self.urls.len()).filter(|&i| h[i].healthy).collect()
     }
@@ -169,7 +179,7 @@ impl Sources {
                     serde_json::json!({
                         "url": url,
                         "healthy": h.healthy,
-                        "checked": h.checked.is_some(),
+                        "checked": h.checked,
                         "last_check_unix": h.checked_unix,
                         "error": h.error,
                     })
