@@ -22,8 +22,10 @@ pub fn watch(
     config_path: Option<PathBuf>,
 ) -> std::io::Result<impl Future<Output = ()>> {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // The baseline is taken now, before the listener is announced: a change
+    // made once the proxy serves is always seen as one.
+    let mut last = fingerprint_now(&app.current().config.watched_files);
     Ok(async move {
-        let mut last = fingerprint(app.current().config.watched_files.clone()).await;
         loop {
             let interval = app.current().config.watch_interval;
             let by_signal = tokio::select! {
@@ -90,20 +92,22 @@ fn hash_file(f: &std::path::Path, h: &mut DefaultHasher) {
 /// A fingerprint of the files' names and contents (read off the runtime);
 /// a directory stands for the YAML files in it.
 async fn fingerprint(files: Vec<PathBuf>) -> u64 {
-    tokio::task::spawn_blocking(move || {
-        let mut h = DefaultHasher::new();
-        for f in &files {
-            if f.is_dir() {
-                // A manifests directory: its YAML files, by name and content.
-                for file in crate::remote_write::validate::yaml_files(f).unwrap_or_default() {
-                    hash_file(&file, &mut h);
-                }
-            } else {
-                hash_file(f, &mut h);
+    tokio::task::spawn_blocking(move || fingerprint_now(&files))
+        .await
+        .unwrap_or(0)
+}
+
+fn fingerprint_now(files: &[PathBuf]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for f in files {
+        if f.is_dir() {
+            // A manifests directory: its YAML files, by name and content.
+            for file in crate::remote_write::validate::yaml_files(f).unwrap_or_default() {
+                hash_file(&file, &mut h);
             }
+        } else {
+            hash_file(f, &mut h);
         }
-        h.finish()
-    })
-    .await
-    .unwrap_or(0)
+    }
+    h.finish()
 }
