@@ -23,7 +23,7 @@ use crate::remote_write::Controller;
 use crate::routes::{check_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
-use crate::telemetry::{method_label, Metrics};
+use crate::telemetry::{method_label, unix_now, Metrics};
 use crate::tenant::{acquire, AuthError, InFlight};
 
 /// The contract's request-header limits, enforced on HTTP/1.1 and h2 alike.
@@ -271,19 +271,14 @@ impl App {
     /// /health: 200 whenever the process serves; the body carries each
     /// remote-write job's state, which never fails it.
     fn health(&self) -> Response<Body> {
-        let body = match self.jobs.health_summary() {
-            None => format!(
-                r#"{{"status":"ok","version":"{}"}}"#,
-                env!("CARGO_PKG_VERSION")
-            ),
-            Some(jobs) => serde_json::json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "remote_write_jobs": jobs,
-            })
-            .to_string(),
-        };
-        json_response(StatusCode::OK, Bytes::from(body))
+        let mut body = serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        if let Some(jobs) = self.jobs.health_summary() {
+            body["remote_write_jobs"] = jobs;
+        }
+        json_response(StatusCode::OK, Bytes::from(body.to_string()))
     }
 
     /// /ready: 503 while draining. `?verbose` lists tenants and their
@@ -386,13 +381,6 @@ fn debug_access(
             access: c.access,
         }),
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// At most 200 fields and 64 KiB of names and values. HTTP/1 is also

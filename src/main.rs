@@ -97,7 +97,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
             "lgtm-proxy starting"
         );
         // Signal handlers are registered before the listener is announced.
-        match reload::watch(app.clone(), config_path) {
+        match reload::watch(app.clone(), config_path).await {
             Ok(watcher) => {
                 tokio::spawn(watcher);
             }

@@ -16,15 +16,15 @@ use crate::app::App;
 use crate::config;
 
 /// Register the SIGHUP handler now (so a SIGHUP right after start reloads
-/// instead of killing the process) and return the watch loop to spawn.
-pub fn watch(
+/// instead of killing the process), take the files' baseline now (before
+/// the listener is announced, so a change made once the proxy serves is
+/// always seen as one), and return the watch loop to spawn.
+pub async fn watch(
     app: Arc<App>,
     config_path: Option<PathBuf>,
 ) -> std::io::Result<impl Future<Output = ()>> {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    // The baseline is taken now, before the listener is announced: a change
-    // made once the proxy serves is always seen as one.
-    let mut last = fingerprint_now(&app.current().config.watched_files);
+    let mut last = fingerprint(app.current().config.watched_files.clone()).await;
     Ok(async move {
         loop {
             let interval = app.current().config.watch_interval;

@@ -55,6 +55,24 @@ where
     }
 }
 
+/// A config with these sources and one job (namespace webapp-team, pattern
+/// `up`, every second) whose target table gets `target` (TOML lines).
+fn one_job(sources: &[&str], name: &str, target: &str) -> String {
+    format!(
+        "[remote_write]\nsources = {sources:?}\n[[remote_write.jobs]]\nname = {name:?}\nnamespace = \"webapp-team\"\nmetrics = [\"up\"]\ninterval = \"1s\"\n[remote_write.jobs.target]\n{target}\n"
+    )
+}
+
+/// An upstream answering every request with `status` and no body.
+async fn answering(status: u16) -> RecordingUpstream {
+    RecordingUpstream::start(Behavior::Fixed {
+        status,
+        headers: vec![],
+        body: bytes::Bytes::new(),
+    })
+    .await
+}
+
 async fn metrics(proxy: &ProxyProc) -> String {
     let (_, _, body) = get(&proxy.url("/metrics")).await;
     String::from_utf8_lossy(&body).into_owned()
@@ -199,22 +217,13 @@ url = "{target}"
 async fn pushgateway_receives_the_group_with_exported_job_labels() {
     let src = source();
     let pg = Pushgateway::start();
-    let toml = format!(
-        r#"
-[remote_write]
-sources = ["{src}"]
-[[remote_write.jobs]]
-name = "batch"
-namespace = "webapp-team"
-metrics = ["up"]
-interval = "1s"
-[remote_write.jobs.target]
-type = "pushgateway"
-url = "{pg}"
-job_name = "rw-test"
-"#,
-        src = src.url(),
-        pg = pg.url(),
+    let toml = one_job(
+        &[&src.url()],
+        "batch",
+        &format!(
+            "type = \"pushgateway\"\nurl = {:?}\njob_name = \"rw-test\"",
+            pg.url()
+        ),
     );
     let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
     let url = format!("{}/metrics", pg.url());
@@ -393,20 +402,10 @@ headers = {{ X-Tenant = "webapp-team" }}
 async fn a_target_down_for_two_intervals_is_retried_and_recovers() {
     let src = source();
     let port = free_port();
-    let toml = format!(
-        r#"
-[remote_write]
-sources = ["{src}"]
-[[remote_write.jobs]]
-name = "flaky"
-namespace = "webapp-team"
-metrics = ["up"]
-interval = "1s"
-[remote_write.jobs.target]
-type = "prometheus"
-url = "http://127.0.0.1:{port}"
-"#,
-        src = src.url(),
+    let toml = one_job(
+        &[&src.url()],
+        "flaky",
+        &format!("type = \"prometheus\"\nurl = \"http://127.0.0.1:{port}\""),
     );
     let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
     eventually("failed pushes are counted with status error", || async {
@@ -451,12 +450,7 @@ url = "http://127.0.0.1:{port}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_cloud_target_uses_the_tenant_upstream_and_debug_needs_admin() {
     let src = source();
-    let stack = RecordingUpstream::start(Behavior::Fixed {
-        status: 200,
-        headers: vec![],
-        body: bytes::Bytes::new(),
-    })
-    .await;
+    let stack = answering(200).await;
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         let p = dir.path().join(name);
@@ -770,28 +764,15 @@ fn an_invalid_manifest_is_named_and_skipped_the_others_run() {
 async fn a_hanging_source_does_not_stall_the_job() {
     let src = source();
     let hanging = RecordingUpstream::start(Behavior::Hang).await;
-    let target = RecordingUpstream::start(Behavior::Fixed {
-        status: 204,
-        headers: vec![],
-        body: bytes::Bytes::new(),
-    })
-    .await;
-    let toml = format!(
-        r#"
-[remote_write]
-sources = ["{hang}", "{src}"]
-[[remote_write.jobs]]
-name = "steady"
-namespace = "webapp-team"
-metrics = ["up"]
-interval = "1s"
-[remote_write.jobs.target]
-type = "remote_write"
-url = "{target}/api/v1/write"
-"#,
-        hang = hanging.url(),
-        src = src.url(),
-        target = target.url(),
+    let target = answering(204).await;
+    // The hanging source comes first: it must not hold up the other.
+    let toml = one_job(
+        &[&hanging.url(), &src.url()],
+        "steady",
+        &format!(
+            "type = \"remote_write\"\nurl = \"{}/api/v1/write\"",
+            target.url()
+        ),
     );
     let (_proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
     eventually("a first push", || async { !target.requests().is_empty() }).await;

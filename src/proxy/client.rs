@@ -19,7 +19,21 @@ use super::body::Metered;
 use super::egress::Egress;
 use crate::config::Upstream;
 
-pub type HttpClient = Client<HttpsConnector<Egress>, Metered<Incoming>>;
+/// An outbound client: rustls + egress proxy, pooled, for body type `B`.
+pub type OwnClient<B> = Client<HttpsConnector<Egress>, B>;
+pub type HttpClient = OwnClient<Metered<Incoming>>;
+
+/// A request body hyper-util's client can send.
+pub trait OutBody:
+    http_body::Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+impl<B> OutBody for B where
+    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long an idle pooled connection is kept. Below the 120-350 s idle
 /// cut-offs of common cloud load balancers, so we close first.
@@ -104,15 +118,10 @@ enum Protocol {
 
 /// A client for the proxy's own requests (remote-write jobs): same TLS,
 /// egress and pool settings as the forwarding clients, any body type.
-pub fn own_client<B>(
+pub fn own_client<B: OutBody>(
     ca: Option<&[CertificateDer<'static>]>,
     connect_timeout: Duration,
-) -> Client<HttpsConnector<Egress>, B>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> OwnClient<B> {
     build(
         ca,
         connect_timeout,
@@ -121,17 +130,12 @@ where
     )
 }
 
-fn build<B>(
+fn build<B: OutBody>(
     ca: Option<&[CertificateDer<'static>]>,
     connect_timeout: Duration,
     proxies: &Arc<Matcher>,
     protocol: Protocol,
-) -> Client<HttpsConnector<Egress>, B>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> OwnClient<B> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

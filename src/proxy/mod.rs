@@ -12,7 +12,7 @@ mod target;
 mod upgrade;
 
 pub use body::{Body, Metered};
-pub use client::{own_client, ClientSet, Clients, HttpClient};
+pub use client::{own_client, ClientSet, Clients, HttpClient, OwnClient};
 pub use egress::Egress;
 pub use exchange::Exchange;
 pub use forward::{forward, root_cause, Routed};

@@ -15,9 +15,9 @@ use tokio::task::AbortHandle;
 
 use super::deliver::{backoff, Attempt, Pusher, Queue, QUEUE_CAP};
 use super::series::{enrich, export_grouping_labels, Merged, Series};
-use super::source::{unix_now, Sources};
+use super::source::Sources;
 use super::spec::{BasicAuth, Job, RemoteWrite};
-use crate::telemetry::Metrics;
+use crate::telemetry::{unix_now, Metrics};
 
 /// A query never waits longer than this, nor longer than half the job's
 /// interval: a source that hangs on queries still leaves the cycle time to

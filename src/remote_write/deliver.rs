@@ -14,8 +14,7 @@ use http_body_util::{BodyExt, Full};
 use super::encode::{exposition_text, remote_write_body, REMOTE_WRITE_HEADERS, TEXT_CONTENT_TYPE};
 use super::series::Series;
 use super::spec::{Delivery, TargetKind};
-use super::OwnClient;
-use crate::proxy::{basic_auth, own_client, root_cause};
+use crate::proxy::{basic_auth, own_client, root_cause, OwnClient};
 
 /// Series per remote-write request (Prometheus' own default is 2000).
 pub const MAX_BATCH: usize = 2000;

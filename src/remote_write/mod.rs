@@ -23,10 +23,3 @@ pub mod validate;
 pub use controller::Controller;
 pub use raw::RawRemoteWrite;
 pub use spec::{Job, RemoteWrite, TargetKind};
-
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-
-/// The proxy's own outbound client (egress proxy and TLS like the
-/// forwarding path).
-pub type OwnClient<B> = Client<HttpsConnector<crate::proxy::Egress>, B>;

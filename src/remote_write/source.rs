@@ -4,7 +4,7 @@
 //! size cap.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
@@ -14,9 +14,8 @@ use serde::Deserialize;
 
 use super::series::Labels;
 use super::spec::BasicAuth;
-use super::OwnClient;
-use crate::proxy::own_client;
-use crate::telemetry::Metrics;
+use crate::proxy::{own_client, root_cause, OwnClient};
+use crate::telemetry::{unix_now, Metrics};
 
 /// Time between rounds of health checks.
 const HEALTH_TTL: Duration = Duration::from_secs(5);
@@ -119,26 +118,15 @@ impl Sources {
         }
     }
 
-    fn get(
-        &self,
-        url: &str,
-    ) -> impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, String>> + use<'_>
-    {
-        let req = url.parse::<Uri>().map_err(|e| e.to_string()).map(|uri| {
-            let mut req = Request::get(uri)
-                .body(Empty::<Bytes>::new())
-                .expect("a parsed URI makes a request");
-            if let Some(a) = &self.auth {
-                req.headers_mut().insert(AUTHORIZATION, a.clone());
-            }
-            req
-        });
-        async move {
-            self.client
-                .request(req?)
-                .await
-                .map_err(|e| crate::proxy::root_cause(&e))
+    async fn get(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let uri = url.parse::<Uri>().map_err(|e| e.to_string())?;
+        let mut req = Request::get(uri)
+            .body(Empty::<Bytes>::new())
+            .expect("a parsed URI makes a request");
+        if let Some(a) = &self.auth {
+            req.headers_mut().insert(AUTHORIZATION, a.clone());
         }
+        self.client.request(req).await.map_err(|e| root_cause(&e))
     }
 
     /// An instant query; the result must be a vector.
@@ -258,13 +246,6 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
-}
-
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

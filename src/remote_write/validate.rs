@@ -131,12 +131,6 @@ pub fn validate(raw: &RawRemoteWrite, ctx: &Context, found: &mut Found) -> Remot
             jobs.push(job);
         }
     }
-    if !raw.jobs.is_empty() && sources.is_empty() {
-        found.add(
-            "remote_write.sources",
-            "jobs are defined but no source Prometheus is",
-        );
-    }
 
     let mut rw = RemoteWrite {
         sources,
@@ -148,12 +142,12 @@ pub fn validate(raw: &RawRemoteWrite, ctx: &Context, found: &mut Found) -> Remot
     if let Some(dir) = &raw.manifests_dir {
         found.watched.push(dir.clone());
         load_manifests(dir, &domain, raw, ctx, &mut keys, &mut rw, found);
-        if !rw.jobs.is_empty() && rw.sources.is_empty() {
-            found.add(
-                "remote_write.sources",
-                "jobs are defined but no source Prometheus is",
-            );
-        }
+    }
+    if (!raw.jobs.is_empty() || !rw.jobs.is_empty()) && raw.sources.is_empty() {
+        found.add(
+            "remote_write.sources",
+            "jobs are defined but no source Prometheus is",
+        );
     }
     rw
 }
