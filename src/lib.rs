@@ -15,9 +15,11 @@ pub mod proxy;
 pub mod reload;
 pub mod remote_write;
 pub mod routes;
+pub mod rules_sync;
 pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;
+pub mod yaml_dir;
 
 pub use app::App;

@@ -49,20 +49,33 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             print!("{}", config::render_effective(&cfg));
-            // `serve` runs without an invalid manifest; a check fails on it.
-            let problems = cfg
+            // `serve` runs without an invalid manifest or rule file; a check
+            // fails on them.
+            let manifests = cfg
                 .remote_write
                 .as_ref()
                 .map(|rw| rw.manifest_problems.as_slice())
                 .unwrap_or_default();
-            if problems.is_empty() {
-                return ExitCode::SUCCESS;
+            let rules = cfg
+                .rules_sync
+                .as_ref()
+                .map(|rs| rs.problems.as_slice())
+                .unwrap_or_default();
+            let mut ok = true;
+            for (what, problems) in [("MetricAccess manifests", manifests), ("rule files", rules)] {
+                if !problems.is_empty() {
+                    ok = false;
+                    eprintln!("lgtm-proxy: invalid {what} (serve skips them):");
+                    for line in problems {
+                        eprintln!("  {line}");
+                    }
+                }
             }
-            eprintln!("lgtm-proxy: invalid MetricAccess manifests (serve skips them):");
-            for line in problems {
-                eprintln!("  {line}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_CONFIG)
             }
-            ExitCode::from(EX_CONFIG)
         }
         Command::Serve => serve(cfg, cli.config),
     }

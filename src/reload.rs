@@ -102,7 +102,7 @@ fn fingerprint_now(files: &[PathBuf]) -> u64 {
     for f in files {
         if f.is_dir() {
             // A manifests directory: its YAML files, by name and content.
-            for file in crate::remote_write::validate::yaml_files(f).unwrap_or_default() {
+            for file in crate::yaml_dir::yaml_files(f).unwrap_or_default() {
                 hash_file(&file, &mut h);
             }
         } else {

@@ -66,6 +66,8 @@ pub struct Config {
     pub max_in_flight: Option<usize>,
     /// Pull-then-push jobs (`[remote_write]` and MetricAccess manifests).
     pub remote_write: Option<crate::remote_write::RemoteWrite>,
+    /// Rule files synced to each tenant's ruler (`[rules_sync]`).
+    pub rules_sync: Option<crate::rules_sync::RulesSync>,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,7 @@ pub struct RawConfig {
     pub tenants: BTreeMap<String, RawTenant>,
     pub tls: Option<super::RawTls>,
     pub remote_write: Option<crate::remote_write::RawRemoteWrite>,
+    pub rules_sync: Option<crate::rules_sync::RawRulesSync>,
 }
 
 #[derive(Debug, Default, Deserialize)]

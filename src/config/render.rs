@@ -24,6 +24,23 @@ struct Effective<'a> {
     tls: Option<EffectiveTls>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_write: Option<EffectiveRemoteWrite<'a>>,
+    rules_sync: Option<EffectiveRulesSync<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveRulesSync<'a> {
+    dir: String,
+    interval: String,
+    namespace_prefix: &'a str,
+    rulers: Vec<EffectiveRuler<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveRuler<'a> {
+    tenants: &'a [String],
+    url: String,
+    /// Ruler namespace -> its group names.
+    namespaces: BTreeMap<&'a str, Vec<&'a str>>,
 }
 
 #[derive(Serialize)]
@@ -214,6 +231,24 @@ pub fn render_effective(c: &Config) -> String {
                     url: &j.target.url,
                     user: j.target.basic_auth.as_ref().map(|a| a.username.as_str()),
                     password: j.target.basic_auth.as_ref().map(|_| REDACTED),
+                })
+                .collect(),
+        }),
+        rules_sync: c.rules_sync.as_ref().map(|rs| EffectiveRulesSync {
+            dir: rs.dir.display().to_string(),
+            interval: human(rs.interval),
+            namespace_prefix: &rs.prefix,
+            rulers: rs
+                .rulers
+                .iter()
+                .map(|r| EffectiveRuler {
+                    tenants: &r.tenants,
+                    url: r.upstream.url(),
+                    namespaces: r
+                        .namespaces
+                        .iter()
+                        .map(|(ns, gs)| (ns.as_str(), gs.iter().map(|g| g.name.as_str()).collect()))
+                        .collect(),
                 })
                 .collect(),
         }),

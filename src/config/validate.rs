@@ -157,6 +157,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
         v
     });
+    let rules_sync = raw.rules_sync.as_ref().map(|rs| {
+        use crate::rules_sync::load::{validate, DEFAULT_INTERVAL};
+        let interval = duration(
+            &mut p,
+            "rules_sync.interval",
+            &rs.interval,
+            DEFAULT_INTERVAL,
+            false,
+        );
+        p.watch(&rs.dir);
+        validate(rs, interval, &upstreams, &tenants, &mut p.0)
+    });
     let max_connections = positive(&mut p, "max_connections", raw.max_connections);
     let max_in_flight = positive(&mut p, "max_in_flight", raw.max_in_flight);
     if p.0.is_empty() {
@@ -177,6 +189,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             max_connections,
             max_in_flight,
             remote_write,
+            rules_sync,
         })
     } else {
         Err(ConfigErrors(p.0))

@@ -16,6 +16,7 @@ use super::spec::{
     GRAFANA_CLOUD_PUSH_PATH, MANAGED_BY, PROMETHEUS_WRITE_PATH,
 };
 use crate::config::{parse_base_url, read_secret_file, Tenant, Upstream, DEFAULT_TENANT};
+use crate::yaml_dir::{documents, yaml_files};
 
 pub const API_VERSION: &str = "observability.ethos.io/v1alpha1";
 pub const KIND: &str = "MetricAccess";
@@ -182,18 +183,7 @@ fn load_manifests(
                 continue;
             }
         };
-        // A syntax error ends the stream: the parser cannot resync, and
-        // its document iterator would repeat the error forever.
-        let mut docs = Vec::new();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            match <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc) {
-                Ok(v) => docs.push(Ok(v)),
-                Err(e) => {
-                    docs.push(Err(e));
-                    break;
-                }
-            }
-        }
+        let docs = documents::<serde_yaml_ng::Value>(&text);
         let many = docs.len() > 1;
         for (n, value) in docs.into_iter().enumerate() {
             let label = if many {
@@ -208,9 +198,6 @@ fn load_manifests(
                     continue;
                 }
             };
-            if value.is_null() {
-                continue;
-            }
             let m: Manifest = match serde_yaml_ng::from_value(value) {
                 Ok(m) => m,
                 Err(e) => {
@@ -248,23 +235,6 @@ fn load_manifests(
             }
         }
     }
-}
-
-/// The YAML files of a directory, sorted; hidden entries (Kubernetes'
-/// `..data` links) skipped.
-pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.starts_with('.')
-                && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
-        })
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 fn toml_draft(j: &RawJob) -> Draft {

@@ -1,0 +1,333 @@
+//! `[rules_sync]` at config load: the rulers (one per distinct tenant
+//! stack), and the rule files of `dir` checked and assigned to them. A bad
+//! file is skipped and reported by file and field while the others load;
+//! its ruler namespace is kept from deletion until it is fixed, and a file
+//! too broken to tell its namespace holds every deletion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::group::{check_group, check_unique_names, Group};
+use super::raw::{RawGroup, RawRuleDoc, RawRulesSync};
+use crate::config::{Tenant, Upstream, DEFAULT_TENANT};
+use crate::yaml_dir::{documents, yaml_files};
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_PREFIX: &str = "lgtm-";
+pub const API_VERSION: &str = "monitoring.coreos.com/v1";
+pub const KIND: &str = "PrometheusRule";
+/// The upstream whose ruler API gets a tenant's rules.
+pub const RULER_UPSTREAM: &str = "prometheus";
+
+/// The validated `[rules_sync]`, files included.
+#[derive(Debug, Clone)]
+pub struct RulesSync {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub prefix: String,
+    pub rulers: Vec<RulerTarget>,
+    /// Skipped rule files, `file: field: message` (serve runs without them;
+    /// `check-config` and `rules-sync` fail on them).
+    pub problems: Vec<String>,
+    /// Ruler namespaces of skipped files: not deleted from meanwhile.
+    pub keep: BTreeSet<String>,
+    /// A file whose namespace could not be told: no deletions at all.
+    pub hold_deletes: Option<String>,
+    pub files: usize,
+}
+
+/// One ruler and what it should hold under the prefix.
+#[derive(Debug, Clone)]
+pub struct RulerTarget {
+    /// The tenants whose prometheus upstream is this ruler (usually one).
+    pub tenants: Vec<String>,
+    pub upstream: Upstream,
+    /// Ruler namespace -> groups, in file order.
+    pub namespaces: BTreeMap<String, Vec<Group>>,
+}
+
+impl RulerTarget {
+    /// The `tenant` label of its metrics and logs.
+    pub fn label(&self) -> String {
+        self.tenants.join("+")
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.namespaces.values().map(Vec::len).sum()
+    }
+}
+
+/// Build the rulers and load the files. `problems` gets the config's own
+/// (key: message); file problems go into the result.
+pub fn validate(
+    raw: &RawRulesSync,
+    interval: Duration,
+    upstreams: &BTreeMap<String, Upstream>,
+    tenants: &BTreeMap<String, Tenant>,
+    problems: &mut Vec<String>,
+) -> RulesSync {
+    let prefix = raw
+        .namespace_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+    if prefix.is_empty()
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        problems.push(
+            "rules_sync.namespace_prefix: must be non-empty letters, digits, '-', '_' or '.' (it marks the ruler namespaces the proxy owns)"
+                .to_string(),
+        );
+    }
+    let (rulers, by_tenant) = rulers(upstreams, tenants);
+    if rulers.is_empty() {
+        problems.push(format!(
+            "rules_sync: no tenant has a {RULER_UPSTREAM} upstream (the ruler rules are synced to)"
+        ));
+    }
+    let mut rs = RulesSync {
+        dir: raw.dir.clone(),
+        interval,
+        prefix,
+        rulers,
+        problems: Vec::new(),
+        keep: BTreeSet::new(),
+        hold_deletes: None,
+        files: 0,
+    };
+    match yaml_files(&raw.dir) {
+        Ok(files) => {
+            rs.files = files.len();
+            let mut owner = BTreeMap::new();
+            for f in files {
+                load_file(&f, &by_tenant, &mut owner, &mut rs);
+            }
+        }
+        Err(e) => problems.push(format!(
+            "rules_sync.dir: cannot read {}: {}",
+            raw.dir.display(),
+            e.kind()
+        )),
+    }
+    rs
+}
+
+/// Distinct rulers: tenants whose prometheus upstream is the same URL,
+/// user and org ID share one (so no tenant deletes another's groups).
+fn rulers(
+    upstreams: &BTreeMap<String, Upstream>,
+    tenants: &BTreeMap<String, Tenant>,
+) -> (Vec<RulerTarget>, BTreeMap<String, usize>) {
+    let mut rulers: Vec<RulerTarget> = Vec::new();
+    let mut by_tenant = BTreeMap::new();
+    let all = std::iter::once((DEFAULT_TENANT, upstreams))
+        .chain(tenants.iter().map(|(n, t)| (n.as_str(), &t.upstreams)));
+    for (name, ups) in all {
+        let Some(up) = ups.get(RULER_UPSTREAM) else {
+            continue;
+        };
+        let same = |r: &RulerTarget| {
+            r.upstream.url() == up.url()
+                && r.upstream.tenant == up.tenant
+                && r.upstream.credentials.as_ref().map(|c| &c.user)
+                    == up.credentials.as_ref().map(|c| &c.user)
+        };
+        let i = match rulers.iter().position(same) {
+            Some(i) => {
+                rulers[i].tenants.push(name.to_string());
+                i
+            }
+            None => {
+                rulers.push(RulerTarget {
+                    tenants: vec![name.to_string()],
+                    upstream: up.clone(),
+                    namespaces: BTreeMap::new(),
+                });
+                rulers.len() - 1
+            }
+        };
+        by_tenant.insert(name.to_string(), i);
+    }
+    (rulers, by_tenant)
+}
+
+/// What one document asks for, before its groups are checked.
+struct Wanted<'a> {
+    namespace: String,
+    tenant: Option<String>,
+    /// `spec.groups` or `groups`: where problems point.
+    at: &'static str,
+    tenant_key: &'static str,
+    groups: &'a [RawGroup],
+}
+
+fn load_file(
+    path: &Path,
+    by_tenant: &BTreeMap<String, usize>,
+    owner: &mut BTreeMap<(usize, String), String>,
+    rs: &mut RulesSync,
+) {
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            rs.problems
+                .push(format!("{shown}: cannot read: {}", e.kind()));
+            rs.hold_deletes.get_or_insert(shown);
+            return;
+        }
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let docs = documents::<RawRuleDoc>(&text);
+    let many = docs.len() > 1;
+    for (n, doc) in docs.iter().enumerate() {
+        let label = if many {
+            format!("{shown} (document {})", n + 1)
+        } else {
+            shown.clone()
+        };
+        let doc = match doc {
+            Ok(d) => d,
+            Err(e) => {
+                rs.problems.push(format!("{label}: {e}"));
+                rs.hold_deletes.get_or_insert(label);
+                continue;
+            }
+        };
+        let wanted = match wanted(doc, &stem, &rs.prefix, n) {
+            Ok(w) => w,
+            Err((msg, namespace)) => {
+                rs.problems.push(format!("{label}: {msg}"));
+                match namespace {
+                    Some(ns) => {
+                        rs.keep.insert(ns);
+                    }
+                    None => {
+                        rs.hold_deletes.get_or_insert(label);
+                    }
+                }
+                continue;
+            }
+        };
+        let mut found = Vec::new();
+        let tenant = wanted.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+        let ruler = by_tenant.get(tenant).copied();
+        if ruler.is_none() {
+            let why = match wanted.tenant {
+                Some(_) if by_tenant.is_empty() => {
+                    "no tenant has a prometheus upstream".to_string()
+                }
+                Some(_) => {
+                    format!("tenant {tenant:?} does not exist or has no {RULER_UPSTREAM} upstream")
+                }
+                None => format!("missing, and the default tenant has no {RULER_UPSTREAM} upstream"),
+            };
+            found.push(format!("{}: {why}", wanted.tenant_key));
+        }
+        let groups: Vec<Group> = wanted
+            .groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| check_group(g, &format!("{}[{i}]", wanted.at), &mut found))
+            .collect();
+        check_unique_names(&groups, wanted.at, &mut found);
+        let ns = wanted.namespace;
+        match ruler {
+            Some(r) if found.is_empty() => {
+                if let Some(first) = owner.get(&(r, ns.clone())) {
+                    rs.problems.push(format!(
+                        "{label}: ruler namespace {ns} is also written by {first}"
+                    ));
+                    rs.keep.insert(ns);
+                    continue;
+                }
+                owner.insert((r, ns.clone()), label);
+                rs.rulers[r].namespaces.insert(ns, groups);
+            }
+            _ => {
+                rs.problems
+                    .extend(found.into_iter().map(|p| format!("{label}: {p}")));
+                rs.keep.insert(ns);
+            }
+        }
+    }
+}
+
+/// The namespace, tenant and groups a document asks for. An error carries
+/// the namespace when it is known.
+fn wanted<'a>(
+    doc: &'a RawRuleDoc,
+    stem: &str,
+    prefix: &str,
+    index: usize,
+) -> Result<Wanted<'a>, (String, Option<String>)> {
+    let resource = doc.kind.is_some()
+        || doc.api_version.is_some()
+        || doc.metadata.is_some()
+        || doc.spec.is_some();
+    if !resource {
+        let namespace = format!("{prefix}{stem}");
+        if index > 0 {
+            return Err((
+                "a plain rule file holds one document (or use PrometheusRule resources)".into(),
+                Some(namespace),
+            ));
+        }
+        let Some(groups) = &doc.groups else {
+            return Err(("groups: missing".into(), Some(namespace)));
+        };
+        return Ok(Wanted {
+            namespace,
+            tenant: doc.tenant.as_ref().map(|t| t.0.clone()),
+            at: "groups",
+            tenant_key: "tenant",
+            groups,
+        });
+    }
+    if doc.kind.as_deref() != Some(KIND) || doc.api_version.as_deref() != Some(API_VERSION) {
+        return Err((
+            format!("apiVersion/kind: expected {API_VERSION} {KIND}"),
+            None,
+        ));
+    }
+    let meta = doc.metadata.as_ref();
+    let Some(name) = meta
+        .and_then(|m| m.name.as_deref())
+        .filter(|n| !n.is_empty())
+    else {
+        return Err(("metadata.name: missing".into(), None));
+    };
+    let k8s_ns = meta
+        .and_then(|m| m.namespace.as_deref())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default");
+    let namespace = format!("{prefix}{k8s_ns}-{name}");
+    if doc.groups.is_some() || doc.tenant.is_some() {
+        return Err((
+            "groups/tenant: a PrometheusRule has spec.groups and metadata.labels.tenant".into(),
+            Some(namespace),
+        ));
+    }
+    let Some(spec) = &doc.spec else {
+        return Err(("spec.groups: missing".into(), Some(namespace)));
+    };
+    Ok(Wanted {
+        namespace,
+        tenant: meta
+            .and_then(|m| m.labels.get("tenant"))
+            .map(|t| t.0.clone()),
+        at: "spec.groups",
+        tenant_key: "metadata.labels.tenant",
+        groups: &spec.groups,
+    })
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

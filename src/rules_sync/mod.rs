@@ -1,0 +1,16 @@
+//! Rules sync (seed 002): PrometheusRule resources and plain rule files
+//! from a directory, each assigned to a tenant by its `tenant` label, are
+//! reconciled into that tenant's ruler (Mimir's ruler configuration API on
+//! its prometheus upstream) with the proxy's own credentials, inside the
+//! ruler namespaces that carry `namespace_prefix` and nowhere else.
+//!
+//! `load` (at config load: files -> `group::Group`s per ruler, problems by
+//! file and field) -> `syncer::Syncer` (one background task) -> per ruler:
+//! `ruler::Ruler::list` -> `plan::plan` -> `Ruler::post` / `Ruler::delete`.
+
+pub mod group;
+pub mod load;
+pub mod raw;
+
+pub use load::{RulerTarget, RulesSync};
+pub use raw::RawRulesSync;

@@ -1,0 +1,91 @@
+//! Directories of YAML files (MetricAccess manifests, rule files), as
+//! Kubernetes mounts them from a ConfigMap: the `*.yaml` / `*.yml` files,
+//! sorted, hidden entries (the `..data` links) skipped; each file a stream
+//! of documents.
+
+use std::path::{Path, PathBuf};
+
+/// The YAML files of a directory, sorted; hidden entries (Kubernetes'
+/// `..data` links) skipped.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The documents of a YAML stream as `T`, empty ones left out. Errors
+/// name the field path and line (`groups[0].rules[1]: unknown field ...`)
+/// and never stop the documents after them, except a syntax error, which
+/// ends the stream: the parser cannot resync after one, and its document
+/// iterator repeats it forever.
+pub fn documents<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Vec<Result<T, serde_yaml_ng::Error>> {
+    let mut docs = Vec::new();
+    let mut last_error = String::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        match <Option<T> as serde::Deserialize>::deserialize(doc) {
+            Ok(None) => {}
+            Ok(Some(v)) => docs.push(Ok(v)),
+            Err(e) => {
+                let shown = e.to_string();
+                if shown == last_error {
+                    break;
+                }
+                last_error = shown;
+                docs.push(Err(e));
+            }
+        }
+    }
+    docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_skip_empty_ones_and_stop_only_at_a_syntax_error() {
+        type Map = std::collections::BTreeMap<String, u32>;
+        let docs = documents::<Map>("a: 1\n---\n---\nb: 2\n");
+        assert_eq!(docs.len(), 2);
+        assert!(docs.iter().all(|d| d.is_ok()));
+        // A type error names its place and the next document still loads.
+        let docs = documents::<Map>("a: x\n---\nb: 2\n");
+        assert!(docs[0].as_ref().unwrap_err().to_string().contains("line 1"));
+        assert_eq!(docs[1].as_ref().unwrap()["b"], 2);
+        // The unclosed flow sequence: a type error for its document, then
+        // the syntax error once, then the end.
+        let docs = documents::<Map>("a: 1\n---\nb: [\n---\nc: 3\n");
+        assert_eq!(docs.len(), 3);
+        assert!(docs[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("did not find expected node content"));
+    }
+
+    #[test]
+    fn yaml_files_are_sorted_and_skip_hidden_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.yaml", "a.yml", ".hidden.yaml", "c.txt"] {
+            std::fs::write(dir.path().join(name), "x: 1\n").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        let names: Vec<String> = yaml_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.yml", "b.yaml"]);
+    }
+}
