@@ -21,6 +21,7 @@ use crate::error::{json_response, ProxyError};
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
 use crate::remote_write::Controller;
 use crate::routes::{check_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
+use crate::rules_sync::Syncer;
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, unix_now, Metrics};
@@ -44,6 +45,8 @@ pub struct App {
     in_flight_cap: Option<Arc<InFlight>>,
     /// Remote-write jobs, reconciled with every config.
     jobs: Controller,
+    /// The rules sync task, reconciled with every config.
+    rules: Syncer,
 }
 
 impl App {
@@ -54,6 +57,8 @@ impl App {
         let in_flight_cap = config.max_in_flight.map(InFlight::new);
         let jobs = Controller::new(metrics.clone());
         jobs.reconcile(config.remote_write.as_ref());
+        let rules = Syncer::new(metrics.clone());
+        rules.reconcile(config.rules_sync.as_ref());
         let state = State::build(config, &metrics, &mut clients, None);
         metrics.config_last_success.set(unix_now());
         App {
@@ -64,6 +69,7 @@ impl App {
             clients: Mutex::new(clients),
             in_flight_cap,
             jobs,
+            rules,
         }
     }
 
@@ -72,6 +78,7 @@ impl App {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
         self.jobs.reconcile(config.remote_write.as_ref());
+        self.rules.reconcile(config.rules_sync.as_ref());
         let state = State::build(config, &self.metrics, &mut clients, Some(&old));
         self.state.store(Arc::new(state));
         self.metrics.config_last_success.set(unix_now());
@@ -277,6 +284,9 @@ impl App {
         });
         if let Some(jobs) = self.jobs.health_summary() {
             body["remote_write_jobs"] = jobs;
+        }
+        if let Some(rules) = self.rules.health_summary() {
+            body["rules_sync"] = rules;
         }
         json_response(StatusCode::OK, Bytes::from(body.to_string()))
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use lgtm_proxy::{config, reload, server, telemetry, App};
+use lgtm_proxy::{config, reload, rules_sync, server, telemetry, App};
 
 const EX_CONFIG: u8 = 78;
 
@@ -32,6 +32,14 @@ enum Command {
     Serve,
     /// Load and validate the config, print it (secrets redacted), exit.
     CheckConfig,
+    /// Sync the rule files of `[rules_sync]` to every tenant's ruler once,
+    /// print what was done, exit (0 in sync, 78 invalid rule files, 1 a
+    /// ruler unreachable or refusing).
+    RulesSync {
+        /// Only read each ruler (GET) and print the plan.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,7 +85,54 @@ fn main() -> ExitCode {
                 ExitCode::from(EX_CONFIG)
             }
         }
+        Command::RulesSync { dry_run } => rules_sync(&cfg, dry_run),
         Command::Serve => serve(cfg, cli.config),
+    }
+}
+
+fn rules_sync(cfg: &config::Config, dry_run: bool) -> ExitCode {
+    let Some(rs) = &cfg.rules_sync else {
+        eprintln!("lgtm-proxy: the config has no [rules_sync] table");
+        return ExitCode::from(EX_CONFIG);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let active = rules_sync::syncer::Active::new(rs);
+    let reports = runtime.block_on(rules_sync::syncer::pass(&active, dry_run));
+    for r in &reports {
+        print!("{r}");
+    }
+    if !rs.problems.is_empty() {
+        eprintln!("lgtm-proxy: invalid rule files (skipped; their groups are left as they are):");
+        for line in &rs.problems {
+            eprintln!("  {line}");
+        }
+        return ExitCode::from(EX_CONFIG);
+    }
+    let mut ok = true;
+    for r in reports.iter().filter(|r| !r.ok()) {
+        ok = false;
+        match &r.unreachable {
+            Some(e) => eprintln!("lgtm-proxy: tenant {}: ruler unreachable: {e}", r.tenant),
+            None => eprintln!(
+                "lgtm-proxy: tenant {}: {} change(s) failed",
+                r.tenant,
+                r.failed.len()
+            ),
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
 use common::prometheus::{free_port, Prometheus, USER};
@@ -41,20 +40,6 @@ fn receiver(auth: bool) -> Prometheus {
     Prometheus::start(RECEIVER, "global: {}\n", auth)
 }
 
-/// Poll until `check` is true (60 s at most: a few job intervals plus a
-/// Prometheus scrape or two).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// A config with these sources and one job (namespace webapp-team, pattern
 /// `up`, every second) whose target table gets `target` (TOML lines).
 fn one_job(sources: &[&str], name: &str, target: &str) -> String {
@@ -76,15 +61,6 @@ async fn answering(status: u16) -> RecordingUpstream {
 async fn metrics(proxy: &ProxyProc) -> String {
     let (_, _, body) = get(&proxy.url("/metrics")).await;
     String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The value of the first sample line that contains every needle.
-fn sample(metrics: &str, needles: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| needles.iter().all(|n| l.contains(n)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 async fn json(proxy: &ProxyProc, path: &str) -> serde_json::Value {

@@ -10,7 +10,11 @@
 
 pub mod group;
 pub mod load;
+pub mod plan;
 pub mod raw;
+pub mod ruler;
+pub mod syncer;
 
 pub use load::{RulerTarget, RulesSync};
 pub use raw::RawRulesSync;
+pub use syncer::Syncer;

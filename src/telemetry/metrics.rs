@@ -25,6 +25,7 @@ pub struct Metrics {
     pub credentials_age: GaugeVec,
     pub upgraded_sessions: IntGauge,
     pub remote_write: super::remote_write::RemoteWriteMetrics,
+    pub rules_sync: super::rules_sync::RulesSyncMetrics,
 }
 
 /// Buckets from 5 ms to 2 min: remote-write pushes are fast, Loki queries slow.
@@ -155,6 +156,7 @@ impl Metrics {
             ))
             .expect("process collector registers once");
         let remote_write = super::remote_write::RemoteWriteMetrics::register(&registry);
+        let rules_sync = super::rules_sync::RulesSyncMetrics::register(&registry);
         Metrics {
             registry,
             requests,
@@ -169,6 +171,7 @@ impl Metrics {
             credentials_age,
             upgraded_sessions,
             remote_write,
+            rules_sync,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod logging;
 pub mod metrics;
 pub mod remote_write;
+pub mod rules_sync;
 
 pub use metrics::{method_label, Metrics};
 

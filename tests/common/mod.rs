@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod mimir;
 pub mod prometheus;
 pub mod proxy;
 pub mod pushgateway;
