@@ -2,6 +2,7 @@
 //! binary as a child process, and a small HTTP client.
 #![allow(dead_code, unused_imports)]
 
+pub mod alertmanager;
 pub mod client;
 pub mod mimir;
 pub mod prometheus;

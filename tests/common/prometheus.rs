@@ -132,7 +132,7 @@ impl Prometheus {
     }
 }
 
-fn wait_ready(child: &mut Child, port: u16, args: &[&str], token: &str) -> bool {
+pub fn wait_ready(child: &mut Child, port: u16, args: &[&str], token: &str) -> bool {
     let prefix = args
         .iter()
         .find_map(|a| a.strip_prefix("--web.route-prefix="))
