@@ -19,10 +19,22 @@ async fn metrics_pass_promtool_check_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("client");
     std::fs::write(&tok, "client-token\n").unwrap();
+    // Rules sync: the ops tenant's ruler is a Mimir (success, a created
+    // group); the others' rulers answer nonsense (failure).
+    let mimir = common::mimir::Mimir::start().await;
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("ops.yaml"),
+        "tenant: ops\ngroups:\n  - name: g\n    rules:\n      - record: job:up:sum\n        expr: sum(up)\n",
+    )
+    .unwrap();
+    std::fs::write(rules.path().join("bad.yaml"), "tenant: ops\ngroups: 3\n").unwrap();
     let toml = format!(
-        "require_client_auth = false\n[upstreams.prometheus]\nurl = \"{u}\"\nuser = \"1\"\ntoken = \"t\"\n[upstreams.loki]\nurl = \"{dead}\"\nuser = \"2\"\ntoken = \"t\"\n[tenants.stage.upstreams.prometheus]\nuser = \"3\"\n[[tenants.stage.clients]]\nname = \"c\"\ntoken_file = \"{t}\"\n",
+        "require_client_auth = false\n[upstreams.prometheus]\nurl = \"{u}\"\nuser = \"1\"\ntoken = \"t\"\n[upstreams.loki]\nurl = \"{dead}\"\nuser = \"2\"\ntoken = \"t\"\n[tenants.stage.upstreams.prometheus]\nuser = \"3\"\n[[tenants.stage.clients]]\nname = \"c\"\ntoken_file = \"{t}\"\n[tenants.ops.upstreams.prometheus]\nurl = \"{m}\"\nuser = \"4\"\n[rules_sync]\ndir = \"{r}\"\n",
         u = up.url(),
-        t = tok.display()
+        t = tok.display(),
+        m = mimir.url(),
+        r = rules.path().display(),
     );
     let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
     send(
@@ -54,6 +66,13 @@ async fn metrics_pass_promtool_check_metrics() {
         )
         .await
     );
+    assert!(
+        wait_for_metric(
+            &proxy.url(""),
+            "lgtm_proxy_rules_sync_changes_total{action=\"create\",tenant=\"ops\"} 1"
+        )
+        .await
+    );
     let (_, _, metrics) = get(&proxy.url("/metrics")).await;
     let text = String::from_utf8_lossy(&metrics);
     for name in [
@@ -63,6 +82,9 @@ async fn metrics_pass_promtool_check_metrics() {
         "lgtm_proxy_auth_failures_total{reason=\"unknown_tenant\"} 1",
         "lgtm_proxy_credentials_age_seconds{tenant=\"stage\",upstream=\"prometheus\"}",
         "tenant=\"stage\"",
+        "lgtm_proxy_rules_sync_last_success_timestamp_seconds{tenant=\"ops\"}",
+        "lgtm_proxy_rules_sync_total{result=\"failure\",tenant=\"default\"} 1",
+        "lgtm_proxy_rules_invalid_files 1",
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
@@ -141,7 +163,7 @@ fn deploy_alert_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 10 rules found"),
+        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 12 rules found"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -167,13 +189,21 @@ fn multi_tenant_overlay_config_is_valid() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = proxy::with_local_secrets(&text, dir.path()).replace(
-        "/etc/lgtm-proxy-metricaccess",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/kustomize/overlays/multi-tenant/metricaccess"
-        ),
-    );
+    let config = proxy::with_local_secrets(&text, dir.path())
+        .replace(
+            "/etc/lgtm-proxy-metricaccess",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/kustomize/overlays/multi-tenant/metricaccess"
+            ),
+        )
+        .replace(
+            "/etc/lgtm-proxy-rules",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/kustomize/overlays/multi-tenant/rules"
+            ),
+        );
     let path = dir.path().join("lgtm-proxy.toml");
     std::fs::write(&path, config).unwrap();
     let out = proxy::command(&[])
@@ -191,6 +221,13 @@ fn multi_tenant_overlay_config_is_valid() {
             && stdout.contains("name = \"kubecost\"")
             && stdout.contains("name = \"webapp-infra\"")
             && stdout.contains("/api/prom/push"),
+        "{stdout}"
+    );
+    // The rule files reach stage's and prod's rulers, none is invalid.
+    assert!(
+        stdout.contains("lgtm-webapp-webapp-rules = [\"webapp.recording\", \"webapp.alerts\"]")
+            && stdout.contains("lgtm-payments-payments-slo = [\"payments.slo\"]")
+            && stdout.contains("tenants = [\"prod\"]"),
         "{stdout}"
     );
 }
