@@ -1,5 +1,6 @@
 //! Hot reload: on SIGHUP, and when the config file, any secret file it
-//! names, or a manifest in `remote_write.manifests_dir` changes. Files are
+//! names, a manifest in `remote_write.manifests_dir` or a rule file in
+//! `rules_sync.dir` changes. Files are
 //! polled by content every `watch_interval` on the blocking pool (Kubernetes updates Secret mounts by swapping a
 //! `..data` symlink, which content polling sees and mtimes may not). A
 //! valid new config is swapped in whole; an invalid one (including an empty
