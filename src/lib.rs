@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alertmanager_config;
 pub mod app;
 pub mod config;
 pub mod error;

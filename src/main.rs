@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use lgtm_proxy::{config, reload, rules_sync, server, telemetry, App};
+use lgtm_proxy::{alertmanager_config, config, reload, rules_sync, server, telemetry, App};
 
 const EX_CONFIG: u8 = 78;
 
@@ -37,6 +37,31 @@ enum Command {
     /// ruler unreachable or refusing).
     RulesSync {
         /// Only read each ruler (GET) and print the plan.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A tenant's Alertmanager configuration (Mimir's /api/v1/alerts).
+    AlertmanagerConfig {
+        #[command(subcommand)]
+        action: AmAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AmAction {
+    /// Check FILE (an Alertmanager config, or Mimir's body) and POST it to
+    /// the tenant's Alertmanager with its credentials (0 accepted, 78
+    /// invalid, 1 refused or unreachable).
+    Push {
+        file: PathBuf,
+        /// The tenant whose alertmanager upstream gets it (`default`: the
+        /// top level).
+        #[arg(long, default_value = config::DEFAULT_TENANT)]
+        tenant: String,
+        /// A template file to send along (repeatable).
+        #[arg(long = "template", value_name = "FILE")]
+        templates: Vec<PathBuf>,
+        /// Only check and print what would be sent.
         #[arg(long)]
         dry_run: bool,
     },
@@ -86,7 +111,97 @@ fn main() -> ExitCode {
             }
         }
         Command::RulesSync { dry_run } => rules_sync(&cfg, dry_run),
+        Command::AlertmanagerConfig {
+            action:
+                AmAction::Push {
+                    file,
+                    tenant,
+                    templates,
+                    dry_run,
+                },
+        } => alertmanager_push(&cfg, &file, &tenant, &templates, dry_run),
         Command::Serve => serve(cfg, cli.config),
+    }
+}
+
+fn alertmanager_push(
+    cfg: &config::Config,
+    file: &std::path::Path,
+    tenant: &str,
+    templates: &[PathBuf],
+    dry_run: bool,
+) -> ExitCode {
+    let upstreams = if tenant == config::DEFAULT_TENANT {
+        Some(&cfg.upstreams)
+    } else {
+        cfg.tenants.get(tenant).map(|t| &t.upstreams)
+    };
+    let Some(up) = upstreams.and_then(|u| u.get("alertmanager")) else {
+        eprintln!("lgtm-proxy: tenant {tenant} does not exist or has no alertmanager upstream");
+        return ExitCode::from(EX_CONFIG);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: cannot read: {}", p.display(), e.kind()))
+    };
+    let mut files = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    for t in templates {
+        match read(t) {
+            Ok(text) => {
+                let name = t.file_name().map(|n| n.to_string_lossy().into_owned());
+                files.insert(name.unwrap_or_default(), text);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    let body = read(file).and_then(|text| {
+        alertmanager_config::prepare(&text, files).map_err(|p| {
+            p.iter()
+                .map(|l| format!("{}: {l}", file.display()))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        })
+    });
+    let body = match body {
+        Ok(b) if problems.is_empty() => b,
+        Ok(_) => {
+            eprintln!("lgtm-proxy: {}", problems.join("\n  "));
+            return ExitCode::from(EX_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("lgtm-proxy: invalid Alertmanager config:\n  {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if dry_run {
+        println!(
+            "tenant {tenant}: valid; would POST to {}{} ({} template file(s))",
+            up.url(),
+            alertmanager_config::CONFIG_PATH,
+            body.template_files.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(alertmanager_config::push(up, &body)) {
+        Ok(said) => {
+            println!("tenant {tenant}: Alertmanager configuration accepted ({said})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lgtm-proxy: tenant {tenant}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

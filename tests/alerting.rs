@@ -379,3 +379,121 @@ access = ["read"]
         .iter()
         .any(|c| c.path == "/api/prom/config/v1/rules/team-ns"));
 }
+
+const AM_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alertmanager");
+
+/// `amtool check-config` (the real Alertmanager's loader): success?
+fn amtool_accepts(path: &Path) -> bool {
+    Command::new("amtool")
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("amtool (Debian's prometheus-alertmanager)")
+        .status
+        .success()
+}
+
+/// The binary with a config file, off the runtime that serves Mimir.
+async fn run(args: Vec<String>, config: &str) -> (i32, String, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let mut cmd = proxy::command(&[]);
+    cmd.arg("--config").arg(file.path()).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_config_push_checks_then_posts_with_the_tenants_credentials() {
+    let m = Mimir::start().await;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("444:prod-stack")
+    );
+    m.require_auth("444", &auth);
+    let toml = format!(
+        "[tenants.prod.upstreams.alertmanager]\nurl = \"{}\"\nuser = \"444\"\ntoken = \"prod-stack\"\n[tenants.stage.upstreams.alertmanager]\nurl = \"{}\"\nuser = \"555\"\ntoken = \"t\"\n",
+        m.url(),
+        closed_port_url()
+    );
+    let file = Path::new(AM_FIXTURES).join("prod.yaml");
+    let template = Path::new(AM_FIXTURES).join("prod.tmpl");
+    assert!(
+        amtool_accepts(&file),
+        "the fixture is what Alertmanager loads"
+    );
+    let push = |file: &Path, tenant: &str, extra: &[&str]| {
+        let mut args: Vec<String> = ["alertmanager-config", "push"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(file.display().to_string());
+        args.push(format!("--tenant={tenant}"));
+        args.push(format!("--template={}", template.display()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    let (code, out, err) = run(push(&file, "prod", &["--dry-run"]), &toml).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tenant prod: valid; would POST to"), "{out}");
+    assert!(m.calls().is_empty());
+
+    let (code, out, err) = run(push(&file, "prod", &[]), &toml).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("accepted (201 Created"), "{out}");
+    let stored: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&m.alertmanager_config("444").unwrap()).unwrap();
+    assert_eq!(
+        stored["alertmanager_config"].as_str().unwrap(),
+        std::fs::read_to_string(&file).unwrap()
+    );
+    assert!(stored["template_files"]["prod.tmpl"]
+        .as_str()
+        .unwrap()
+        .contains("define \"prod.title\""));
+    let calls = m.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("POST", "/api/v1/alerts")
+    );
+    assert_eq!(calls[0].authorization, auth);
+
+    // A route to an undefined receiver: refused here as Alertmanager
+    // refuses it, field named, nothing sent.
+    let work = tempfile::tempdir().unwrap();
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("receiver: prod-slack", "receiver: prod-sms"),
+    )
+    .unwrap();
+    assert!(!amtool_accepts(&bad));
+    let (code, _, err) = run(push(&bad, "prod", &[]), &toml).await;
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("route.routes[1].receiver: receiver \"prod-sms\" is not defined"),
+        "{err}"
+    );
+    assert_eq!(m.calls().len(), 1);
+
+    // An unreachable Alertmanager: 1, naming the tenant; an unknown one: 78.
+    let (code, _, err) = run(push(&file, "stage", &[]), &toml).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("tenant stage: POST http://127.0.0.1:"),
+        "{err}"
+    );
+    let (code, _, err) = run(push(&file, "qa", &[]), &toml).await;
+    assert_eq!(code, 78, "{err}");
+    assert!(!err.contains("prod-stack"));
+}

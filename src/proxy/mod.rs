@@ -7,6 +7,7 @@ mod egress;
 mod exchange;
 mod forward;
 pub mod headers;
+pub mod own_api;
 mod request_id;
 mod target;
 mod upgrade;

@@ -1,0 +1,103 @@
+//! Requests the proxy makes on its own behalf to an upstream's API (the
+//! ruler, the Alertmanager configuration API) with that upstream's
+//! credentials, org ID, CA and timeouts. Client and headers are built
+//! once, when the config is loaded.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::{basic_auth, own_client, root_cause, OwnClient};
+use crate::config::Upstream;
+use crate::proxy::headers::X_SCOPE_ORGID;
+
+pub struct UpstreamApi {
+    client: OwnClient<Full<Bytes>>,
+    /// `<upstream URL><path>`: shown in messages, never holds a secret.
+    base: String,
+    headers: HeaderMap,
+    timeout: Duration,
+}
+
+impl UpstreamApi {
+    /// The API at `path` under the upstream's URL.
+    pub fn new(up: &Upstream, path: &str) -> Self {
+        let mut headers = HeaderMap::new();
+        if let Some(c) = &up.credentials {
+            headers.insert(AUTHORIZATION, basic_auth(&c.user, &c.token));
+        }
+        if let Some(org) = up
+            .tenant
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
+            headers.insert(X_SCOPE_ORGID.clone(), org);
+        }
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("lgtm-proxy/", env!("CARGO_PKG_VERSION"))),
+        );
+        UpstreamApi {
+            client: own_client(
+                up.ca.as_ref().map(|c| c.certs.as_slice()),
+                up.connect_timeout,
+            ),
+            base: format!("{}{path}", up.url()),
+            headers,
+            timeout: up.timeout,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// One exchange at `url` (the base or below it); the answer's body is
+    /// read up to `max` bytes, the whole exchange within the timeout.
+    /// `body` is sent as YAML.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        max: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let what = format!("{method} {url}");
+        let yaml = body.is_some();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| format!("{what}: {e}"))?;
+        *req.headers_mut() = self.headers.clone();
+        if yaml {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+        }
+        let exchange = async {
+            let res = self.client.request(req).await.map_err(|e| root_cause(&e))?;
+            let status = res.status();
+            let body = Limited::new(res.into_body(), max)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(format!("{what}: no answer within {:?}", self.timeout)),
+            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
+
+/// An answer that is not the one wanted, for messages: status and the
+/// start of the body.
+pub fn refused(method: &str, url: &str, status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    format!("{method} {url}: {status} {}", text.trim())
+}
