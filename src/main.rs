@@ -124,6 +124,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Run a one-shot command's work on a single-threaded runtime.
+fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Ok(r.block_on(work)),
+        Err(e) => {
+            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn alertmanager_push(
     cfg: &config::Config,
     file: &std::path::Path,
@@ -183,17 +197,11 @@ fn alertmanager_push(
         );
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let pushed = match block_on(alertmanager_config::push(up, &body)) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    match runtime.block_on(alertmanager_config::push(up, &body)) {
+    match pushed {
         Ok(said) => {
             println!("tenant {tenant}: Alertmanager configuration accepted ({said})");
             ExitCode::SUCCESS
@@ -210,18 +218,11 @@ fn rules_sync(cfg: &config::Config, dry_run: bool) -> ExitCode {
         eprintln!("lgtm-proxy: the config has no [rules_sync] table");
         return ExitCode::from(EX_CONFIG);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lgtm-proxy: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let active = rules_sync::syncer::Active::new(rs);
-    let reports = runtime.block_on(rules_sync::syncer::pass(&active, dry_run));
+    let reports = match block_on(rules_sync::syncer::pass(&active, dry_run)) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     for r in &reports {
         print!("{r}");
     }

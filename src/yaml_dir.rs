@@ -49,6 +49,34 @@ pub fn documents<T: serde::de::DeserializeOwned>(
     docs
 }
 
+/// A document of a file with the name problems give it: the path, or
+/// `path (document n)` when the file holds several.
+pub type Labelled<T> = (String, Result<T, serde_yaml_ng::Error>);
+
+/// Read a file's documents, each labelled; `Err` names the file that
+/// cannot be read.
+pub fn read_documents<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Vec<Labelled<T>>, String> {
+    let shown = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {}", e.kind()))?;
+    let docs = documents::<T>(&text);
+    let many = docs.len() > 1;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(n, d)| {
+            let label = if many {
+                format!("{shown} (document {})", n + 1)
+            } else {
+                shown.clone()
+            };
+            (label, d)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

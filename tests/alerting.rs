@@ -393,22 +393,6 @@ fn amtool_accepts(path: &Path) -> bool {
         .success()
 }
 
-/// The binary with a config file, off the runtime that serves Mimir.
-async fn run(args: Vec<String>, config: &str) -> (i32, String, String) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), config).unwrap();
-    let mut cmd = proxy::command(&[]);
-    cmd.arg("--config").arg(file.path()).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_config_push_checks_then_posts_with_the_tenants_credentials() {
     let m = Mimir::start().await;
@@ -440,12 +424,12 @@ async fn alertmanager_config_push_checks_then_posts_with_the_tenants_credentials
         args
     };
 
-    let (code, out, err) = run(push(&file, "prod", &["--dry-run"]), &toml).await;
+    let (code, out, err) = proxy::run_cli(&push(&file, "prod", &["--dry-run"]), &toml).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("tenant prod: valid; would POST to"), "{out}");
     assert!(m.calls().is_empty());
 
-    let (code, out, err) = run(push(&file, "prod", &[]), &toml).await;
+    let (code, out, err) = proxy::run_cli(&push(&file, "prod", &[]), &toml).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("accepted (201 Created"), "{out}");
     let stored: serde_yaml_ng::Value =
@@ -478,7 +462,7 @@ async fn alertmanager_config_push_checks_then_posts_with_the_tenants_credentials
     )
     .unwrap();
     assert!(!amtool_accepts(&bad));
-    let (code, _, err) = run(push(&bad, "prod", &[]), &toml).await;
+    let (code, _, err) = proxy::run_cli(&push(&bad, "prod", &[]), &toml).await;
     assert_eq!(code, 78, "{err}");
     assert!(
         err.contains("route.routes[1].receiver: receiver \"prod-sms\" is not defined"),
@@ -487,13 +471,13 @@ async fn alertmanager_config_push_checks_then_posts_with_the_tenants_credentials
     assert_eq!(m.calls().len(), 1);
 
     // An unreachable Alertmanager: 1, naming the tenant; an unknown one: 78.
-    let (code, _, err) = run(push(&file, "stage", &[]), &toml).await;
+    let (code, _, err) = proxy::run_cli(&push(&file, "stage", &[]), &toml).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("tenant stage: POST http://127.0.0.1:"),
         "{err}"
     );
-    let (code, _, err) = run(push(&file, "qa", &[]), &toml).await;
+    let (code, _, err) = proxy::run_cli(&push(&file, "qa", &[]), &toml).await;
     assert_eq!(code, 78, "{err}");
     assert!(!err.contains("prod-stack"));
 }

@@ -314,22 +314,6 @@ async fn the_interval_repairs_drift_on_the_ruler() {
     .await;
 }
 
-/// Run the binary (blocking, off the runtime that serves the ruler).
-async fn run(args: &[&str], config: &str) -> (i32, String, String) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), config).unwrap();
-    let mut cmd = proxy::command(&[]);
-    cmd.arg("--config").arg(file.path()).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_the_plan_and_only_reads() {
     let m = mimir().await;
@@ -345,7 +329,7 @@ async fn dry_run_prints_the_plan_and_only_reads() {
     );
     let dir = rules_dir();
     let toml = config(&m.url(), &m.url(), dir.path(), "1m");
-    let (code, out, err) = run(&["rules-sync", "--dry-run"], &toml).await;
+    let (code, out, err) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 0, "{out}\n{err}");
     for line in [
         &format!("tenant stage ({}/api/prom/config/v1/rules):", m.url()),
@@ -366,10 +350,10 @@ async fn dry_run_prints_the_plan_and_only_reads() {
     assert!(m.groups(STAGE_ORG).contains_key("lgtm-old"));
 
     // Applied once, a second plan is empty.
-    let (code, out, err) = run(&["rules-sync"], &toml).await;
+    let (code, out, err) = proxy::run_cli(&["rules-sync"], &toml).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(!m.groups(STAGE_ORG).contains_key("lgtm-old"));
-    let (code, out, _) = run(&["rules-sync", "--dry-run"], &toml).await;
+    let (code, out, _) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 0);
     assert!(out.contains("2 unchanged, 0 change(s)"), "{out}");
 
@@ -379,7 +363,7 @@ async fn dry_run_prints_the_plan_and_only_reads() {
         "tenant: stage\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n",
     )
     .unwrap();
-    let (code, out, err) = run(&["rules-sync", "--dry-run"], &toml).await;
+    let (code, out, err) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 78, "{out}\n{err}");
     assert!(
         err.contains("broken.yaml: groups[0].rules[0].expr: invalid PromQL"),
@@ -387,12 +371,12 @@ async fn dry_run_prints_the_plan_and_only_reads() {
     );
     assert!(out.contains("tenant stage"), "{out}");
     std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
-    let (code, _, err) = run(&["check-config"], &toml).await;
+    let (code, _, err) = proxy::run_cli(&["check-config"], &toml).await;
     assert_eq!(code, 0, "{err}");
 
     // An unreachable ruler: 1, naming the tenant; the other is planned.
     let toml = config(&m.url(), &closed_port_url(), dir.path(), "1m");
-    let (code, out, err) = run(&["rules-sync", "--dry-run"], &toml).await;
+    let (code, out, err) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("tenant prod: ruler unreachable"), "{err}");
     assert!(
@@ -406,7 +390,7 @@ async fn dry_run_prints_the_plan_and_only_reads() {
 async fn promtool_and_a_real_prometheus_accept_what_the_ruler_received() {
     let m = mimir().await;
     let dir = rules_dir();
-    let (code, out, err) = run(
+    let (code, out, err) = proxy::run_cli(
         &["rules-sync"],
         &config(&m.url(), &m.url(), dir.path(), "1m"),
     )

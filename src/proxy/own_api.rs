@@ -101,3 +101,29 @@ pub fn refused(method: &str, url: &str, status: StatusCode, body: &[u8]) -> Stri
     let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     format!("{method} {url}: {status} {}", text.trim())
 }
+
+/// A path segment or query value: RFC 3986 unreserved characters kept, the
+/// rest %XX (as Go's `url.PathEscape` leaves a namespace like `lgtm-a-b`).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(
+            super::percent_encode("lgtm-web-app_1.x~"),
+            "lgtm-web-app_1.x~"
+        );
+        assert_eq!(super::percent_encode("my group/è"), "my%20group%2F%C3%A8");
+    }
+}

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::series::Labels;
 use super::spec::BasicAuth;
+use crate::proxy::own_api::percent_encode;
 use crate::proxy::{own_client, root_cause, OwnClient};
 use crate::telemetry::{unix_now, Metrics};
 
@@ -233,19 +234,6 @@ fn parse_query(status: StatusCode, body: &[u8]) -> Result<Vec<Sampled>, String> 
             })
         })
         .collect()
-}
-
-/// Query-string encoding: unreserved characters kept, the rest %XX.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

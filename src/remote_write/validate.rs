@@ -16,7 +16,7 @@ use super::spec::{
     GRAFANA_CLOUD_PUSH_PATH, MANAGED_BY, PROMETHEUS_WRITE_PATH,
 };
 use crate::config::{parse_base_url, read_secret_file, Tenant, Upstream, DEFAULT_TENANT};
-use crate::yaml_dir::{documents, yaml_files};
+use crate::yaml_dir::{read_documents, yaml_files};
 
 pub const API_VERSION: &str = "observability.ethos.io/v1alpha1";
 pub const KIND: &str = "MetricAccess";
@@ -174,23 +174,14 @@ fn load_manifests(
         }
     };
     for file in files {
-        let shown = file.display().to_string();
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                rw.manifest_problems
-                    .push(format!("{shown}: cannot read: {}", e.kind()));
+        let docs = match read_documents::<serde_yaml_ng::Value>(&file) {
+            Ok(d) => d,
+            Err(problem) => {
+                rw.manifest_problems.push(problem);
                 continue;
             }
         };
-        let docs = documents::<serde_yaml_ng::Value>(&text);
-        let many = docs.len() > 1;
-        for (n, value) in docs.into_iter().enumerate() {
-            let label = if many {
-                format!("{shown} (document {})", n + 1)
-            } else {
-                shown.clone()
-            };
+        for (label, value) in docs {
             let value = match value {
                 Ok(v) => v,
                 Err(e) => {

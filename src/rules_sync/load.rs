@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::group::{check_group, check_unique_names, Group};
 use super::raw::{RawGroup, RawRuleDoc, RawRulesSync};
 use crate::config::{Tenant, Upstream, DEFAULT_TENANT};
-use crate::yaml_dir::{documents, yaml_files};
+use crate::yaml_dir::{read_documents, yaml_files};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PREFIX: &str = "lgtm-";
@@ -169,13 +169,11 @@ fn load_file(
     owner: &mut BTreeMap<(usize, String), String>,
     rs: &mut RulesSync,
 ) {
-    let shown = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            rs.problems
-                .push(format!("{shown}: cannot read: {}", e.kind()));
-            rs.hold_deletes.get_or_insert(shown);
+    let docs = match read_documents::<RawRuleDoc>(path) {
+        Ok(d) => d,
+        Err(problem) => {
+            rs.problems.push(problem);
+            rs.hold_deletes.get_or_insert(path.display().to_string());
             return;
         }
     };
@@ -184,14 +182,8 @@ fn load_file(
         .and_then(|s| s.to_str())
         .unwrap_or_default()
         .to_string();
-    let docs = documents::<RawRuleDoc>(&text);
-    let many = docs.len() > 1;
-    for (n, doc) in docs.iter().enumerate() {
-        let label = if many {
-            format!("{shown} (document {})", n + 1)
-        } else {
-            shown.clone()
-        };
+    for (n, (label, doc)) in docs.iter().enumerate() {
+        let label = label.clone();
         let doc = match doc {
             Ok(d) => d,
             Err(e) => {

@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 
 use super::group::Group;
 use crate::config::Upstream;
-use crate::proxy::own_api::{refused, UpstreamApi};
+use crate::proxy::own_api::{percent_encode, refused, UpstreamApi};
 
 /// The ruler API under the upstream's URL.
 pub const RULES_PATH: &str = "/api/prom/config/v1/rules";
@@ -60,7 +60,7 @@ impl Ruler {
 
     /// Create or replace one group in `namespace`.
     pub async fn post(&self, namespace: &str, group: &Group) -> Result<(), String> {
-        let url = format!("{}/{}", self.api.url(), segment(namespace));
+        let url = format!("{}/{}", self.api.url(), percent_encode(namespace));
         let body = Bytes::from(group.to_yaml());
         match self
             .api
@@ -77,8 +77,8 @@ impl Ruler {
         let url = format!(
             "{}/{}/{}",
             self.api.url(),
-            segment(namespace),
-            segment(group)
+            percent_encode(namespace),
+            percent_encode(group)
         );
         match self
             .api
@@ -88,28 +88,5 @@ impl Ruler {
             (s, _) if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             (s, body) => Err(refused("DELETE", &url, s, &body)),
         }
-    }
-}
-
-/// A path segment, percent-encoded except RFC 3986 unreserved characters
-/// (as mimirtool's `url.PathEscape` leaves a namespace like `lgtm-a-b`).
-pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn segments_are_escaped() {
-        assert_eq!(super::segment("lgtm-web-app_1.x"), "lgtm-web-app_1.x");
-        assert_eq!(super::segment("my group/è"), "my%20group%2F%C3%A8");
     }
 }

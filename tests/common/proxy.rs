@@ -178,3 +178,21 @@ pub fn with_local_secrets(text: &str, dir: &std::path::Path) -> String {
     }
     out
 }
+
+/// Run the binary once with a config file and `args` (blocking, off the
+/// test's runtime, which may be serving its peers): exit code, stdout,
+/// stderr.
+pub async fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S], config: &str) -> (i32, String, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let mut cmd = command(&[]);
+    cmd.arg("--config").arg(file.path()).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
