@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh machine (Debian's prometheus,
-# alertmanager with amtool,
-# pushgateway and haproxy, the OpenTelemetry Python gRPC client), then run
-# the Dockerfile check, format, lint and every test.
+# alertmanager with amtool, pushgateway and haproxy, the OpenTelemetry
+# Python gRPC client), then run the Dockerfile check, format, lint and
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh prometheus:prometheus curl:curl haproxy:haproxy \

@@ -10,7 +10,8 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use super::{basic_auth, own_client, root_cause, OwnClient};
+use super::target::identity_headers;
+use super::{own_client, root_cause, OwnClient};
 use crate::config::Upstream;
 use crate::proxy::headers::X_SCOPE_ORGID;
 
@@ -26,15 +27,12 @@ impl UpstreamApi {
     /// The API at `path` under the upstream's URL.
     pub fn new(up: &Upstream, path: &str) -> Self {
         let mut headers = HeaderMap::new();
-        if let Some(c) = &up.credentials {
-            headers.insert(AUTHORIZATION, basic_auth(&c.user, &c.token));
+        let (authorization, org_id) = identity_headers(up);
+        if let Some(v) = authorization {
+            headers.insert(AUTHORIZATION, v);
         }
-        if let Some(org) = up
-            .tenant
-            .as_deref()
-            .and_then(|o| HeaderValue::from_str(o).ok())
-        {
-            headers.insert(X_SCOPE_ORGID.clone(), org);
+        if let Some(v) = org_id {
+            headers.insert(X_SCOPE_ORGID.clone(), v);
         }
         headers.insert(
             USER_AGENT,

@@ -43,6 +43,7 @@ impl Target {
             raw.extend_from_slice(c.token.expose().as_bytes());
             crate::tenant::token_hash(&raw)
         });
+        let (authorization, org_id) = identity_headers(up);
         Target {
             credentials_id,
             credentials_since: SystemTime::now(),
@@ -51,15 +52,8 @@ impl Target {
             scheme: up.scheme.clone(),
             authority: up.authority.clone(),
             base_path: up.base_path.as_str().into(),
-            authorization: up
-                .credentials
-                .as_ref()
-                .map(|c| basic_auth(&c.user, &c.token)),
-            org_id: up.tenant.as_deref().and_then(|t| {
-                let mut v = HeaderValue::from_str(t).ok()?;
-                v.set_sensitive(true);
-                Some(v)
-            }),
+            authorization,
+            org_id,
             timeout: up.timeout,
             connect_timeout: up.connect_timeout,
             idle_timeout: up.idle_timeout,
@@ -67,6 +61,22 @@ impl Target {
             metrics,
         }
     }
+}
+
+/// What every request to `up` carries as the upstream's identity, computed
+/// once per config: `Authorization: Basic` (without `basic_auth = false`)
+/// and `X-Scope-OrgID`, both marked sensitive.
+pub fn identity_headers(up: &Upstream) -> (Option<HeaderValue>, Option<HeaderValue>) {
+    let authorization = up
+        .credentials
+        .as_ref()
+        .map(|c| basic_auth(&c.user, &c.token));
+    let org_id = up.tenant.as_deref().and_then(|t| {
+        let mut v = HeaderValue::from_str(t).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    });
+    (authorization, org_id)
 }
 
 /// `Basic base64(user:token)`, marked sensitive so hyper and h2 never log it
