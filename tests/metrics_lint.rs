@@ -134,7 +134,8 @@ async fn metrics_pass_promtool_check_metrics() {
     );
 }
 
-/// The PrometheusRule's groups pass `promtool check rules`.
+/// The PrometheusRule's groups pass `promtool check rules` (its shape and
+/// runbook links: tests/deploy_manifests.rs).
 #[test]
 fn deploy_alert_rules_pass_promtool() {
     let yaml = std::fs::read_to_string(concat!(
@@ -167,16 +168,6 @@ fn deploy_alert_rules_pass_promtool() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    for line in yaml.lines().filter(|l| l.contains("runbook_url")) {
-        let anchor = line.rsplit('#').next().unwrap().trim_end_matches('"');
-        let runbooks =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbooks.md"))
-                .unwrap();
-        assert!(
-            runbooks.to_lowercase().contains(&format!("## {anchor}")),
-            "no runbook section for {anchor}"
-        );
-    }
 }
 
 /// The multi-tenant overlay's config is valid (its secret paths pointed at
