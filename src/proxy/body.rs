@@ -34,7 +34,11 @@ pub enum BodyCut {
     TooLarge(u64),
 }
 
+/// One poll's outcome, taken ahead of the caller and given out later.
+type Polled = Option<Result<Frame<Bytes>, BoxError>>;
+
 pin_project! {
+    #[project = MeteredProj]
     pub struct Metered<B> {
         #[pin]
         inner: B,
@@ -45,6 +49,8 @@ pin_project! {
         timer: Option<Pin<Box<Sleep>>>,
         limit: Option<u64>,
         seen: u64,
+        // Outcomes polled ahead by `take_ready_frame`, given out in order.
+        ahead: [Option<Polled>; 2],
     }
 }
 
@@ -64,6 +70,111 @@ impl<B> Metered<B> {
             timer: None,
             limit,
             seen: 0,
+            ahead: [None, None],
+        }
+    }
+}
+
+impl<B> Metered<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    /// Takes the body's first frame (and its end, if that is there too)
+    /// when the upstream connection has it or gets it within one scheduler
+    /// turn, never waiting on the network: the server then writes a small
+    /// response's head, body and end in one write instead of three (the
+    /// upstream connection's task hands data over only once the body is
+    /// polled). A body whose bytes have not arrived streams as before.
+    pub async fn take_ready_frame(&mut self) {
+        let Some(first) = self.ready_within_a_turn().await else {
+            return;
+        };
+        let more = matches!(first, Some(Ok(_))) && !self.inner.is_end_stream();
+        self.ahead[0] = Some(first);
+        // The connection's task reads on (and sees the end) only once the
+        // frame was taken: one more turn for it.
+        if more {
+            self.ahead[1] = self.ready_within_a_turn().await;
+        }
+    }
+
+    /// The next poll outcome, if the body has it now or after the tasks
+    /// already queued (the upstream connection's among them) have run.
+    async fn ready_within_a_turn(&mut self) -> Option<Polled> {
+        let mut yielded = false;
+        std::future::poll_fn(
+            |cx| match poll_counted(Pin::new(&mut *self).project(), cx) {
+                Poll::Ready(polled) => Poll::Ready(Some(polled)),
+                Poll::Pending if !yielded => {
+                    // Woken while running, a tokio task goes to the back of the
+                    // run queue: the upstream connection's task runs first.
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Pending => Poll::Ready(None),
+            },
+        )
+        .await
+    }
+}
+
+/// Polls the inner body once: counts data bytes, enforces the size limit
+/// and the idle timeout, and notes how the stream ended.
+fn poll_counted<B>(this: MeteredProj<'_, B>, cx: &mut Context<'_>) -> Poll<Polled>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let MeteredProj {
+        mut inner,
+        exchange,
+        direction,
+        idle,
+        timer,
+        limit,
+        seen,
+        ..
+    } = this;
+    match inner.as_mut().poll_frame(cx) {
+        Poll::Ready(Some(Ok(frame))) => {
+            if let Some(data) = frame.data_ref() {
+                let n = data.len() as u64;
+                *seen += n;
+                exchange.add_bytes(*direction, n);
+                if let Some(t) = timer.as_mut() {
+                    t.as_mut().reset(Instant::now() + *idle);
+                }
+                if let Some(limit) = *limit {
+                    if *seen > limit {
+                        exchange.body_ended(*direction, BodyEnd::TooLarge);
+                        return Poll::Ready(Some(Err(BodyCut::TooLarge(limit).into())));
+                    }
+                }
+            }
+            // hyper stops polling a sized body once it reports its end.
+            if inner.is_end_stream() {
+                exchange.body_ended(*direction, BodyEnd::Complete);
+            }
+            Poll::Ready(Some(Ok(frame)))
+        }
+        Poll::Ready(Some(Err(e))) => {
+            exchange.body_ended(*direction, BodyEnd::Failed);
+            Poll::Ready(Some(Err(e.into())))
+        }
+        Poll::Ready(None) => {
+            exchange.body_ended(*direction, BodyEnd::Complete);
+            Poll::Ready(None)
+        }
+        Poll::Pending => {
+            let idle = *idle;
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            if timer.as_mut().poll(cx).is_ready() {
+                exchange.body_ended(*direction, BodyEnd::Idle);
+                return Poll::Ready(Some(Err(BodyCut::Idle(idle).into())));
+            }
+            Poll::Pending
         }
     }
 }
@@ -76,60 +187,45 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        match this.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = data.len() as u64;
-                    *this.seen += n;
-                    this.exchange.add_bytes(*this.direction, n);
-                    if let Some(t) = this.timer.as_mut() {
-                        t.as_mut().reset(Instant::now() + *this.idle);
-                    }
-                    if let Some(limit) = *this.limit {
-                        if *this.seen > limit {
-                            this.exchange.body_ended(*this.direction, BodyEnd::TooLarge);
-                            return Poll::Ready(Some(Err(BodyCut::TooLarge(limit).into())));
-                        }
-                    }
-                }
-                // hyper stops polling a sized body once it reports its end.
-                if this.inner.is_end_stream() {
-                    this.exchange.body_ended(*this.direction, BodyEnd::Complete);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.exchange.body_ended(*this.direction, BodyEnd::Failed);
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                this.exchange.body_ended(*this.direction, BodyEnd::Complete);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let idle = *this.idle;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    this.exchange.body_ended(*this.direction, BodyEnd::Idle);
-                    return Poll::Ready(Some(Err(BodyCut::Idle(idle).into())));
-                }
-                Poll::Pending
-            }
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Polled> {
+        let this = self.project();
+        if let Some(first) = this.ahead[0].take() {
+            this.ahead.swap(0, 1);
+            return Poll::Ready(first);
         }
+        poll_counted(this, cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.ahead[0] {
+            Some(next) => next.is_none(),
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let mut ahead = 0;
+        for polled in self.ahead.iter().flatten() {
+            match polled {
+                Some(Ok(frame)) => ahead += frame.data_ref().map_or(0, |d| d.len() as u64),
+                // The end is known: exactly what is held.
+                None => return SizeHint::with_exact(ahead),
+                Some(Err(_)) => {}
+            }
+        }
+        if ahead == 0 {
+            return inner;
+        }
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint.set_lower(inner.lower() + ahead);
+        hint
     }
 }
+
+#[cfg(test)]
+#[path = "body_tests.rs"]
+mod tests;

@@ -150,7 +150,10 @@ pub async fn forward(
             if body.is_end_stream() {
                 exchange.response_has_no_body();
             }
-            let body = Metered::new(body, exchange, Direction::Out, target.idle_timeout, None);
+            let mut body = Metered::new(body, exchange, Direction::Out, target.idle_timeout, None);
+            if !grpc && !body.is_end_stream() {
+                body.take_ready_frame().await;
+            }
             Response::from_parts(parts, Either::Right(body))
         }
         Err(err) => {

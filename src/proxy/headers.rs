@@ -112,4 +112,4 @@ pub fn prepare_response(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 #[path = "headers_tests.rs"]
-mod tests;
+pub(crate) mod tests;

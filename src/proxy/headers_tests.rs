@@ -62,7 +62,7 @@ fn te_trailers_survives_alone() {
     assert!(h.get("te").is_none());
 }
 
-fn target() -> Arc<Target> {
+pub(crate) fn target() -> Arc<Target> {
     let cfg = load_from(
         None,
         [
