@@ -3,6 +3,9 @@
 # haproxy, the seed's Fastify service and lgtm-proxy, each proxy pinned to
 # core 0 with one worker, load generator and upstream on core 1.
 #   benches/load/run.sh [--quick]
+#   LGTM_BASE_BIN=<binary> benches/load/run.sh [--quick]
+#     also measures that build (e.g. main's) as "lgtm-proxy-base" in the
+#     same run, for a before/after; writes benches/results/<date>-ab.md.
 # Writes benches/results/<date>.md and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -114,10 +117,10 @@ start_fastify() {
   local p; p=$(port)
   (cd benches/load/fastify && UPSTREAM="http://127.0.0.1:$UP" USER_ID=$USER_ID TOKEN=$TOKEN PORT=$p taskset -c 0 node server.js >/dev/null 2>&1) & PID[fastify]=$!; PORT[fastify]=$p; pids+=($!)
 }
-start_lgtm() {
+start_lgtm() { # name binary
   local p; p=$(port)
   LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=$USER_ID LGTM_TOKEN=$TOKEN \
-  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$root/target/release/lgtm-proxy" >/dev/null 2>&1 & PID[lgtm-proxy]=$!; PORT[lgtm-proxy]=$p; pids+=($!)
+  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$2" >/dev/null 2>&1 & PID[$1]=$!; PORT[$1]=$p; pids+=($!)
 }
 
 tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done; }
@@ -161,13 +164,17 @@ measure direct "$UP" 0 /api/prom
 start_nginx; wait_port "${PORT[nginx]}"; measure nginx "${PORT[nginx]}" "${PID[nginx]}" /prometheus; kill "${PID[nginx]}"
 start_haproxy; wait_port "${PORT[haproxy]}"; measure haproxy "${PORT[haproxy]}" "${PID[haproxy]}" /prometheus; kill "${PID[haproxy]}"
 if [ $fastify = 1 ]; then start_fastify; wait_port "${PORT[fastify]}"; measure fastify "${PORT[fastify]}" "${PID[fastify]}" /prometheus; kill "${PID[fastify]}"; fi
-start_lgtm; wait_port "${PORT[lgtm-proxy]}"; measure lgtm-proxy "${PORT[lgtm-proxy]}" "${PID[lgtm-proxy]}" /prometheus; kill "${PID[lgtm-proxy]}"
+if [ -n "${LGTM_BASE_BIN:-}" ]; then
+  start_lgtm lgtm-proxy-base "$LGTM_BASE_BIN"; wait_port "${PORT[lgtm-proxy-base]}"
+  measure lgtm-proxy-base "${PORT[lgtm-proxy-base]}" "${PID[lgtm-proxy-base]}" /prometheus; kill "${PID[lgtm-proxy-base]}"
+fi
+start_lgtm lgtm-proxy "$root/target/release/lgtm-proxy"; wait_port "${PORT[lgtm-proxy]}"; measure lgtm-proxy "${PORT[lgtm-proxy]}" "${PID[lgtm-proxy]}" /prometheus; kill "${PID[lgtm-proxy]}"
 
-out="benches/results/$(date +%F).md"
+out="benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"
 {
   echo "# Load bench $(date +%F) ($( [ $quick = 1 ] && echo quick || echo full ): wrk ${dur}, 64 connections; ${big_mb} MiB streams)"
   echo
-  echo "Command: \`benches/load/run.sh$( [ $quick = 1 ] && echo ' --quick')\` on $(nproc) cores; each proxy pinned to core 0 with one worker, wrk/curl and the upstream on core 1."
+  echo "Command: \`${LGTM_BASE_BIN:+LGTM_BASE_BIN=$LGTM_BASE_BIN }benches/load/run.sh$( [ $quick = 1 ] && echo ' --quick')\` on $(nproc) cores; each proxy pinned to core 0 with one worker, wrk/curl and the upstream on core 1."
   echo
   echo "| peer | W1 req/s | W1 p50 | W1 p99 | W1 CPU µs/req | W2 req/s | W2 p50 | W2 p99 | W2 CPU µs/req | W3 up MB/s | W4 down MB/s | peak/idle RSS KiB | W1 CPU vs nginx | W2 CPU vs nginx |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
