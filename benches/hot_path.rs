@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue, Uri, Version};
 use lgtm_proxy::access::{classify, AccessSet};
 use lgtm_proxy::config::load_from;
-use lgtm_proxy::proxy::headers::{prepare_request, prepare_response};
+use lgtm_proxy::proxy::headers::{prepare_request, prepare_response, ClientAddr};
 use lgtm_proxy::proxy::{ClientSet, Target};
 use lgtm_proxy::routes::{check_target, RouteTable};
 use lgtm_proxy::telemetry::Metrics;
@@ -77,11 +77,11 @@ fn bench(c: &mut Criterion) {
 
     let headers = remote_write_headers();
     let id = HeaderValue::from_static("0000000000000001");
-    let peer = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 40000).into());
     c.bench_function("remote_write_push/request_headers", |b| {
         b.iter_batched_ref(
             || headers.clone(),
-            |h| prepare_request(h, &target, peer, &id),
+            |h| prepare_request(h, &target, &peer.forwarded_for, &id),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -4,7 +4,6 @@
 //! `proxy::forward`. The config-derived part is a `State` behind an
 //! `ArcSwap`, replaced whole on reload.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,6 +17,7 @@ use hyper::body::Incoming;
 use crate::access::{classify, AccessClass};
 use crate::config::Config;
 use crate::error::{json_response, ProxyError};
+use crate::proxy::headers::ClientAddr;
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
 use crate::remote_write::Controller;
 use crate::routes::{check_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
@@ -107,7 +107,7 @@ impl App {
     pub async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &ClientAddr,
         peer_cn: Option<&str>,
     ) -> Response<Body> {
         let start = Instant::now();
@@ -221,7 +221,7 @@ impl App {
             target: target.clone(),
             route,
             path_and_query,
-            peer,
+            forwarded_for: peer.forwarded_for.clone(),
             start,
             slots: [global_slot, slot],
             upgrade_idle_timeout: matched.route.upgrade_idle_timeout,

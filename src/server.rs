@@ -24,6 +24,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::config::{subject_cn, Config};
+use crate::proxy::headers::ClientAddr;
 use crate::tenant::{InFlight, InFlightGuard};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
@@ -227,6 +228,7 @@ fn service(
             Future = impl Send,
         > + Clone,
 > {
+    let peer = Arc::new(ClientAddr::new(peer));
     let stack = ServiceBuilder::new()
         // Mark the client's credentials sensitive before anything can log
         // them (hyper, h2 and our Debug output hide sensitive values).
@@ -237,8 +239,9 @@ fn service(
         // Resolve the tenant, route, inject, forward.
         .service(tower::service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
+            let peer = peer.clone();
             let peer_cn = peer_cn.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer, peer_cn.as_deref()).await) }
+            async move { Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref()).await) }
         }));
     TowerToHyperService::new(stack)
 }

@@ -1,4 +1,4 @@
-//! hyper-util clients, built at config load and never per request: one per
+//! Outbound clients, built at config load and never per request: one per
 //! distinct transport need (extra CA, connect timeout), shared by every
 //! upstream that has the same need. rustls with webpki roots, ALPN
 //! h2/http1.1 for https, plain HTTP/1.1 for http, pooled keep-alive.
@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::uri::{Authority, Scheme};
+use http::Uri;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,6 +19,7 @@ use rustls::RootCertStore;
 
 use super::body::Metered;
 use super::egress::Egress;
+use super::pool::H1Pool;
 use crate::config::Upstream;
 
 /// An outbound client: rustls + egress proxy, pooled, for body type `B`.
@@ -39,7 +42,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// cut-offs of common cloud load balancers, so we close first.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct TransportKey {
     /// The extra CA's certificates (not its path: a rotated CA file needs
     /// a new client).
@@ -58,11 +61,17 @@ pub struct Clients {
     pub http1: HttpClient,
     /// HTTP/2 with prior knowledge: gRPC to an `http://` upstream.
     pub h2c: HttpClient,
+    /// Plain `http://` upstreams that no egress proxy intercepts: their
+    /// own keep-alive pool (the rest of their requests but upgrades and
+    /// gRPC). `None` everywhere else, where `auto` serves.
+    pub h1_pool: Option<Arc<H1Pool>>,
 }
 
 pub struct ClientSet {
     proxies: Arc<Matcher>,
     built: Vec<(TransportKey, Clients)>,
+    /// One pool per transport need and authority, kept across reloads.
+    pools: Vec<(TransportKey, Authority, Arc<H1Pool>)>,
 }
 
 impl ClientSet {
@@ -71,6 +80,7 @@ impl ClientSet {
         ClientSet {
             proxies: Arc::new(Matcher::from_env()),
             built: Vec::new(),
+            pools: Vec::new(),
         }
     }
 
@@ -80,17 +90,51 @@ impl ClientSet {
             ca: up.ca.as_ref().map(|ca| ca.certs.clone()),
             connect_timeout: up.connect_timeout,
         };
-        if let Some((_, c)) = self.built.iter().find(|(k, _)| *k == key) {
-            return c.clone();
-        }
-        let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
-        let clients = Clients {
-            auto: build(ca, up.connect_timeout, &self.proxies, Protocol::Auto),
-            http1: build(ca, up.connect_timeout, &self.proxies, Protocol::Http1),
-            h2c: build(ca, up.connect_timeout, &self.proxies, Protocol::H2c),
+        let mut clients = match self.built.iter().find(|(k, _)| *k == key) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
+                let clients = Clients {
+                    auto: build(ca, up.connect_timeout, &self.proxies, Protocol::Auto),
+                    http1: build(ca, up.connect_timeout, &self.proxies, Protocol::Http1),
+                    h2c: build(ca, up.connect_timeout, &self.proxies, Protocol::H2c),
+                    h1_pool: None,
+                };
+                self.built.push((key.clone(), clients.clone()));
+                clients
+            }
         };
-        self.built.push((key, clients.clone()));
+        clients.h1_pool = self.h1_pool_for(key, up);
         clients
+    }
+
+    fn h1_pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<H1Pool>> {
+        if up.scheme != Scheme::HTTP {
+            return None;
+        }
+        let dst = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(up.authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        if self.proxies.intercept(&dst).is_some() {
+            return None;
+        }
+        if let Some((_, _, pool)) = self
+            .pools
+            .iter()
+            .find(|(k, a, _)| *k == key && *a == up.authority)
+        {
+            return Some(pool.clone());
+        }
+        let pool = Arc::new(H1Pool::new(
+            http_connector(up.connect_timeout),
+            &up.authority,
+            POOL_IDLE_TIMEOUT,
+        ));
+        self.pools.push((key, up.authority.clone(), pool.clone()));
+        Some(pool)
     }
 
     /// How many distinct clients exist (one per transport need).
@@ -130,6 +174,16 @@ pub fn own_client<B: OutBody>(
     )
 }
 
+/// TCP as every upstream connection gets it: resolved off the runtime,
+/// `connect_timeout`, no Nagle delay, TCP keepalive.
+fn http_connector(connect_timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http
+}
+
 fn build<B: OutBody>(
     ca: Option<&[CertificateDer<'static>]>,
     connect_timeout: Duration,
@@ -152,11 +206,8 @@ fn build<B: OutBody>(
     .with_root_certificates(roots)
     .with_no_client_auth();
 
-    let mut http = HttpConnector::new();
+    let mut http = http_connector(connect_timeout);
     http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
 
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(tls)

@@ -5,11 +5,12 @@
 //! outcome.
 
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::HeaderValue;
 
+use super::pool::Lent;
 use super::target::Target;
 use crate::error::UpstreamErrorKind;
 use crate::tenant::InFlightGuard;
@@ -63,6 +64,9 @@ pub struct Exchange {
     answered_locally: AtomicU8,
     /// Concurrency slots (global, tenant), released when the exchange ends.
     _slots: [Option<InFlightGuard>; 2],
+    /// The pooled upstream connection this exchange ran on, given back
+    /// when it ends with both bodies complete.
+    connection: OnceLock<Lent>,
 }
 
 impl Exchange {
@@ -88,7 +92,20 @@ impl Exchange {
             response_end: AtomicU8::new(BodyEnd::Open as u8),
             answered_locally: AtomicU8::new(0),
             _slots: slots,
+            connection: OnceLock::new(),
         })
+    }
+
+    /// The pooled connection the response came on (set once).
+    pub fn ran_on(&self, connection: Lent) {
+        let _ = self.connection.set(connection);
+    }
+
+    /// Both bodies went through whole: the upstream connection is at a
+    /// message boundary and can carry another request.
+    fn completed_both_ways(&self) -> bool {
+        self.request_end() == BodyEnd::Complete
+            && BodyEnd::from_u8(self.response_end.load(Relaxed)) == BodyEnd::Complete
     }
 
     pub fn metrics(&self) -> &crate::telemetry::Metrics {
@@ -140,6 +157,11 @@ impl Exchange {
         }
     }
 
+    /// A request without a body (most GETs) ends with its headers.
+    pub fn request_has_no_body(&self) {
+        self.body_ended(Direction::In, BodyEnd::Complete);
+    }
+
     /// A response with an empty body (HEAD, 204, 304, 101) ends with its
     /// headers.
     pub fn response_has_no_body(&self) {
@@ -173,6 +195,11 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            if self.completed_both_ways() {
+                connection.give_back();
+            }
+        }
         let t = &self.target;
         let m = &t.metrics;
         let status = self.status.load(Relaxed);
@@ -185,15 +212,11 @@ impl Drop for Exchange {
         m.requests
             .with_label_values(&[&t.name, &t.tenant_label, self.method, status_label])
             .inc();
-        m.duration
-            .with_label_values(&[&t.name, &t.tenant_label, self.method])
+        t.series
+            .duration(t, self.method)
             .observe(elapsed.as_secs_f64());
-        m.request_bytes
-            .with_label_values(&[&t.name, &t.tenant_label])
-            .inc_by(bytes_in);
-        m.response_bytes
-            .with_label_values(&[&t.name, &t.tenant_label])
-            .inc_by(bytes_out);
+        t.series.request_bytes(t).inc_by(bytes_in);
+        t.series.response_bytes(t).inc_by(bytes_out);
         tracing::info!(
             target: "access",
             method = self.method,

@@ -5,7 +5,6 @@
 
 use std::error::Error as StdError;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +17,10 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{Body, Metered};
+use super::client::HttpClient;
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers::{self, X_REQUEST_ID};
+use super::pool::{H1Pool, SendError};
 use super::request_id::RequestIds;
 use super::target::Target;
 use super::upgrade;
@@ -32,7 +33,8 @@ pub struct Routed {
     pub route: Arc<str>,
     /// Upstream path and query, already rewritten.
     pub path_and_query: String,
-    pub peer: SocketAddr,
+    /// The client's `X-Forwarded-For` entry ([`ClientAddr`](super::headers::ClientAddr)).
+    pub forwarded_for: http::HeaderValue,
     pub start: Instant,
     /// Concurrency slots (global, tenant) held until the exchange ends.
     pub slots: [Option<crate::tenant::InFlightGuard>; 2],
@@ -50,7 +52,7 @@ pub async fn forward(
         target,
         route,
         path_and_query,
-        peer,
+        forwarded_for,
         start,
         slots,
         upgrade_idle_timeout,
@@ -75,11 +77,35 @@ pub async fn forward(
         slots,
     );
 
-    let uri = Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query(path_and_query)
-        .build();
+    headers::prepare_request(&mut parts.headers, &target, &forwarded_for, &request_id);
+    parts.extensions = Extensions::new();
+    // The protocol toward the upstream is chosen here, never copied from
+    // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
+    // rest take what ALPN gives (or the plain-HTTP pool).
+    let via = if let Some((protocol, _)) = &upgrade {
+        upgrade::restore(&mut parts.headers, protocol.clone());
+        parts.version = Version::HTTP_11;
+        Via::Client(&target.clients.http1)
+    } else if grpc && target.scheme == Scheme::HTTP {
+        parts.version = Version::HTTP_2;
+        Via::Client(&target.clients.h2c)
+    } else {
+        parts.version = Version::HTTP_11;
+        match &target.clients.h1_pool {
+            Some(pool) => Via::Pool(pool),
+            None => Via::Client(&target.clients.auto),
+        }
+    };
+    // The pool writes the target as it is (origin-form); the clients take
+    // an absolute URI and pick the connection by it.
+    let uri = match via {
+        Via::Pool(_) => Uri::builder().path_and_query(path_and_query).build(),
+        Via::Client(_) => Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(target.authority.clone())
+            .path_and_query(path_and_query)
+            .build(),
+    };
     let Ok(uri) = uri else {
         // The inbound target was a valid URI and the rewrite parts were
         // validated, so this is unreachable in practice; answer, never panic.
@@ -87,23 +113,7 @@ pub async fn forward(
         return ProxyError::BadTarget(crate::routes::PathError::NotOriginForm)
             .to_response(Some(&request_id));
     };
-    headers::prepare_request(&mut parts.headers, &target, peer.ip(), &request_id);
     parts.uri = uri;
-    parts.extensions = Extensions::new();
-    // The protocol toward the upstream is chosen here, never copied from
-    // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
-    // rest take what ALPN gives.
-    let client = if let Some((protocol, _)) = &upgrade {
-        upgrade::restore(&mut parts.headers, protocol.clone());
-        parts.version = Version::HTTP_11;
-        &target.clients.http1
-    } else if grpc && target.scheme == Scheme::HTTP {
-        parts.version = Version::HTTP_2;
-        &target.clients.h2c
-    } else {
-        parts.version = Version::HTTP_11;
-        &target.clients.auto
-    };
     let body = Metered::new(
         body,
         exchange.clone(),
@@ -111,13 +121,28 @@ pub async fn forward(
         target.idle_timeout,
         max_body_bytes,
     );
+    if body.is_end_stream() {
+        exchange.request_has_no_body();
+    }
     let outbound = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(target.timeout, client.request(outbound)).await;
+    let sent = tokio::time::timeout(target.timeout, async {
+        match via {
+            Via::Pool(pool) => match pool.send(outbound).await {
+                Ok((res, connection)) => {
+                    exchange.ran_on(connection);
+                    Ok(res)
+                }
+                Err(e) => Err(SendFailed::Pool(e)),
+            },
+            Via::Client(client) => client.request(outbound).await.map_err(SendFailed::Client),
+        }
+    })
+    .await;
     // The innermost error's text, for the log (connect, TLS, DNS and tunnel
     // errors name hosts and reasons, never header values).
     let cause = match &sent {
-        Ok(Err(e)) => Some(root_cause(e)),
+        Ok(Err(e)) => Some(root_cause(e.as_error())),
         _ => None,
     };
     let result = match sent {
@@ -130,7 +155,7 @@ pub async fn forward(
                 after: target.idle_timeout,
             },
             BodyEnd::Failed => ProxyError::RequestBody,
-            _ => classify(&e, &target),
+            _ => classify(e.is_connect(), e.as_error(), &target),
         }),
         Err(_) => Err(ProxyError::Timeout {
             upstream: target.name.clone(),
@@ -170,6 +195,35 @@ pub async fn forward(
     }
 }
 
+/// Where a request goes: a hyper-util client, or the plain-HTTP pool.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    Client(&'a HttpClient),
+    Pool(&'a Arc<H1Pool>),
+}
+
+/// A failed send, from either path.
+enum SendFailed {
+    Client(hyper_util::client::legacy::Error),
+    Pool(SendError),
+}
+
+impl SendFailed {
+    fn is_connect(&self) -> bool {
+        match self {
+            SendFailed::Client(e) => e.is_connect(),
+            SendFailed::Pool(e) => e.is_connect(),
+        }
+    }
+
+    fn as_error(&self) -> &(dyn StdError + 'static) {
+        match self {
+            SendFailed::Client(e) => e,
+            SendFailed::Pool(e) => e,
+        }
+    }
+}
+
 /// gRPC, by its content type (`application/grpc`, `+proto`, `+json`...).
 fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
@@ -195,14 +249,13 @@ pub fn root_cause(err: &(dyn StdError + 'static)) -> String {
 /// Map a client error to the contract's kinds by walking its sources,
 /// including errors wrapped inside `io::Error`s (hyper-rustls nests the
 /// rustls error two `io::Error`s deep).
-fn classify(err: &hyper_util::client::legacy::Error, target: &Target) -> ProxyError {
-    let connect = err.is_connect();
+fn classify(connect: bool, err: &(dyn StdError + 'static), target: &Target) -> ProxyError {
     let mut kind = if connect {
         UpstreamErrorKind::Connect
     } else {
         UpstreamErrorKind::Other
     };
-    let mut stack: Vec<&(dyn StdError + 'static)> = err.source().into_iter().collect();
+    let mut stack: Vec<&(dyn StdError + 'static)> = vec![err];
     while let Some(e) = stack.pop() {
         if e.downcast_ref::<rustls::Error>().is_some() {
             kind = UpstreamErrorKind::Tls;

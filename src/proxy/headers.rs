@@ -3,10 +3,10 @@
 //! client's credentials dropped, forwarding headers appended, and the
 //! upstream's credentials injected from values precomputed at config load.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, EXPECT, HOST,
+    Entry, HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, EXPECT, HOST,
     PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 
@@ -19,9 +19,27 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// The fixed hop-by-hop list (RFC 9110 7.6.1 and the legacy ones).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+}
+
 /// Remove hop-by-hop headers: first whatever `Connection` names, then the
 /// fixed list. `TE` survives only as `te: trailers` (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these, and
+    // comparing names is cheaper than hashing each one for a removal.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -64,44 +82,77 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Turn the client's request headers into the upstream's.
+/// The client's address, with its `X-Forwarded-For` entry formatted once
+/// per connection instead of once per request.
+#[derive(Clone)]
+pub struct ClientAddr {
+    pub addr: SocketAddr,
+    pub forwarded_for: HeaderValue,
+}
+
+impl ClientAddr {
+    pub fn new(addr: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::from_str(&addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        ClientAddr {
+            addr,
+            forwarded_for,
+        }
+    }
+}
+
+/// Turn the client's request headers into the upstream's. `forwarded_for`
+/// is the client's entry for `X-Forwarded-For` ([`ClientAddr`]).
 pub fn prepare_request(
     headers: &mut HeaderMap,
     target: &Target,
-    peer: IpAddr,
+    forwarded_for: &HeaderValue,
     request_id: &HeaderValue,
 ) {
     strip_hop_by_hop(headers);
-    // The client's credentials and tenant never reach an upstream.
-    headers.remove(AUTHORIZATION);
-    headers.remove(&X_SCOPE_ORGID);
+    // The client's credentials and tenant never reach an upstream: an
+    // insert replaces every value the client sent.
+    match &target.authorization {
+        Some(auth) => headers.insert(AUTHORIZATION, auth.clone()),
+        None => headers.remove(AUTHORIZATION),
+    };
+    match &target.org_id {
+        Some(org) => headers.insert(X_SCOPE_ORGID.clone(), org.clone()),
+        None => headers.remove(&X_SCOPE_ORGID),
+    };
     // Host is set by the client from the upstream URI (HTTP/1) or carried
     // as :authority (h2). Expect was answered here already.
     headers.remove(HOST);
     headers.remove(EXPECT);
-    append_list(headers, &X_FORWARDED_FOR, &peer.to_string());
-    append_list(headers, &X_FORWARDED_PROTO, "http");
+    append_list(headers, &X_FORWARDED_FOR, forwarded_for);
+    append_list(
+        headers,
+        &X_FORWARDED_PROTO,
+        &HeaderValue::from_static("http"),
+    );
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     }
-    if let Some(auth) = &target.authorization {
-        headers.insert(AUTHORIZATION, auth.clone());
-    }
-    if let Some(org) = &target.org_id {
-        headers.insert(X_SCOPE_ORGID.clone(), org.clone());
-    }
 }
 
-/// Append `value` to a comma-separated list header, folding any repeats.
-fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    let mut joined = String::new();
-    for v in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
-        joined.push_str(v);
-        joined.push_str(", ");
-    }
-    joined.push_str(value);
-    if let Ok(v) = HeaderValue::from_str(&joined) {
-        headers.insert(name.clone(), v);
+/// Append `value` to a comma-separated list header, folding any repeats
+/// (the value is used as it is when the list is new).
+fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
+    match headers.entry(name) {
+        Entry::Vacant(e) => {
+            e.insert(value.clone());
+        }
+        Entry::Occupied(mut e) => {
+            let mut joined = Vec::new();
+            for v in e.iter() {
+                joined.extend_from_slice(v.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&joined) {
+                e.insert(v);
+            }
+        }
     }
 }
 

@@ -99,7 +99,8 @@ fn request_gets_injected_credentials_and_loses_the_clients() {
         ("content-encoding", "gzip"),
     ]);
     let id = HeaderValue::from_static("req-1");
-    prepare_request(&mut h, &t, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), &id);
+    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into());
+    prepare_request(&mut h, &t, &peer.forwarded_for, &id);
     assert_eq!(h.get_all(AUTHORIZATION).iter().count(), 1);
     assert_eq!(
         h[AUTHORIZATION],

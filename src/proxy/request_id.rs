@@ -24,8 +24,11 @@ impl RequestIds {
 
     pub fn next(&self) -> HeaderValue {
         let n = self.counter.fetch_add(1, Relaxed);
-        let s = format!("{:08x}{:012x}", self.prefix, n);
-        HeaderValue::from_str(&s).expect("hex is a valid header value")
+        // 8 hex digits of prefix, 12 of counter, without the formatter.
+        let mut id = [0u8; 20];
+        hex_into(&mut id[..8], u64::from(self.prefix));
+        hex_into(&mut id[8..], n);
+        HeaderValue::from_bytes(&id).expect("hex is a valid header value")
     }
 
     /// A client-sent id is kept if it is short, visible ASCII.
@@ -35,8 +38,38 @@ impl RequestIds {
     }
 }
 
+/// Writes the low `out.len()` hex digits of `v`, most significant first.
+fn hex_into(out: &mut [u8], mut v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
 impl Default for RequestIds {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_prefix_then_counter_in_fixed_width_hex() {
+        let ids = RequestIds {
+            prefix: 0xdead_beef,
+            counter: AtomicU64::new(0x0123_4567_89ab),
+        };
+        assert_eq!(ids.next(), "deadbeef0123456789ab");
+        assert_eq!(ids.next(), "deadbeef0123456789ac");
+        let ids = RequestIds {
+            prefix: 7,
+            counter: AtomicU64::new(u64::MAX),
+        };
+        // The counter keeps its low 48 bits; the width never changes.
+        assert_eq!(ids.next(), "00000007ffffffffffff");
     }
 }

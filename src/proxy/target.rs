@@ -2,7 +2,7 @@
 //! load: URI parts, the Authorization and X-Scope-OrgID values (marked
 //! sensitive), timeouts, its pooled client and its metric labels.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -11,6 +11,9 @@ use http::HeaderValue;
 
 use super::client::Clients;
 use crate::config::{Secret, Upstream};
+use prometheus::{Histogram, IntCounter};
+
+use crate::telemetry::metrics::{method_index, METHODS};
 use crate::telemetry::Metrics;
 
 pub struct Target {
@@ -27,6 +30,8 @@ pub struct Target {
     pub idle_timeout: Duration,
     pub clients: Clients,
     pub metrics: Arc<Metrics>,
+    /// This target's labelled series, looked up once each and then kept.
+    pub series: TargetSeries,
     /// Hash of `user:token`, to tell whether a reload changed it.
     pub credentials_id: Option<[u8; 32]>,
     /// When these credentials were first loaded (kept across reloads that
@@ -59,7 +64,45 @@ impl Target {
             idle_timeout: up.idle_timeout,
             clients,
             metrics,
+            series: TargetSeries::default(),
         }
+    }
+}
+
+/// Handles of a target's per-request series, resolved on first use (a
+/// series appears in /metrics only once it has a sample) and kept, so the
+/// request path does not hash the label values again on every request.
+#[derive(Default)]
+pub struct TargetSeries {
+    /// By `method_index`.
+    duration: [OnceLock<Histogram>; METHODS],
+    request_bytes: OnceLock<IntCounter>,
+    response_bytes: OnceLock<IntCounter>,
+}
+
+impl TargetSeries {
+    pub fn duration(&self, t: &Target, method: &'static str) -> &Histogram {
+        self.duration[method_index(method)].get_or_init(|| {
+            t.metrics
+                .duration
+                .with_label_values(&[&t.name, &t.tenant_label, method])
+        })
+    }
+
+    pub fn request_bytes(&self, t: &Target) -> &IntCounter {
+        self.request_bytes.get_or_init(|| {
+            t.metrics
+                .request_bytes
+                .with_label_values(&[&t.name, &t.tenant_label])
+        })
+    }
+
+    pub fn response_bytes(&self, t: &Target) -> &IntCounter {
+        self.response_bytes.get_or_init(|| {
+            t.metrics
+                .response_bytes
+                .with_label_values(&[&t.name, &t.tenant_label])
+        })
     }
 }
 

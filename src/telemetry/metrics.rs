@@ -204,6 +204,23 @@ pub fn method_label(m: &Method) -> &'static str {
     }
 }
 
+/// How many values `method_label` has.
+pub const METHODS: usize = 8;
+
+/// A dense index of a `method_label` value, for per-method handle tables.
+pub fn method_index(label: &str) -> usize {
+    match label {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "PATCH" => 5,
+        "OPTIONS" => 6,
+        _ => 7,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +233,28 @@ mod tests {
             "other"
         );
         assert_eq!(method_label(&Method::CONNECT), "other");
+    }
+
+    #[test]
+    fn every_method_label_has_its_own_index() {
+        let labels: Vec<&str> = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+            Method::CONNECT,
+        ]
+        .iter()
+        .map(method_label)
+        .collect();
+        let mut seen: Vec<usize> = labels.iter().map(|l| method_index(l)).collect();
+        assert!(seen.iter().all(|&i| i < METHODS));
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), METHODS, "{labels:?}");
     }
 
     #[test]
