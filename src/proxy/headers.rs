@@ -20,37 +20,50 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The fixed hop-by-hop list (RFC 9110 7.6.1 and the legacy ones).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == CONNECTION
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
-        || name == PROXY_AUTHENTICATE
-        || name == PROXY_AUTHORIZATION
-        || name == TE
-        || name == TRAILER
-        || name == TRANSFER_ENCODING
-        || name == UPGRADE
-}
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &PROXY_AUTHENTICATE,
+    &PROXY_AUTHORIZATION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+];
 
 /// Remove hop-by-hop headers: first whatever `Connection` names, then the
 /// fixed list. `TE` survives only as `te: trailers` (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names first: most messages carry none of these, and
-    // comparing names is cheaper than hashing each one for a removal.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names, comparing rather than hashing: most
+    // messages carry none of these, many only `Connection: keep-alive`.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+    let mut named: Vec<HeaderName> = Vec::new();
+    for option in headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+    {
+        // The fields it names that are here (names are stored lowercase).
+        if let Some(name) = headers
+            .keys()
+            .find(|k| k.as_str().eq_ignore_ascii_case(option))
+        {
+            named.push(name.clone());
         }
+    }
+    for name in named {
+        headers.remove(name);
     }
     let te_trailers = headers
         .get_all(TE)
@@ -64,18 +77,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 .trim()
                 .eq_ignore_ascii_case("trailers")
         });
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
-        headers.remove(name);
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(*name);
     }
     if te_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));

@@ -53,6 +53,26 @@ fn hop_by_hop_headers_go_in_any_case_with_those_connection_names() {
 }
 
 #[test]
+fn keep_alive_responses_and_messages_without_hop_headers() {
+    // nginx's usual answer: only Connection and Keep-Alive go.
+    let mut h = map(&[
+        ("Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("Content-Type", "application/json"),
+    ]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(
+        h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+        ["content-type"]
+    );
+    // Nothing to strip: nothing changes.
+    let mut h = map(&[("content-type", "text/plain"), ("x-custom", "1")]);
+    let before = h.clone();
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, before);
+}
+
+#[test]
 fn te_trailers_survives_alone() {
     let mut h = map(&[("te", "gzip, Trailers;q=1")]);
     strip_hop_by_hop(&mut h);
