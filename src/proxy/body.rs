@@ -103,8 +103,8 @@ where
     /// already queued (the upstream connection's among them) have run.
     async fn ready_within_a_turn(&mut self) -> Option<Polled> {
         let mut yielded = false;
-        std::future::poll_fn(
-            |cx| match poll_counted(Pin::new(&mut *self).project(), cx) {
+        std::future::poll_fn(|cx| {
+            match poll_counted(Pin::new(&mut *self).project(), cx, Wait::NotHere) {
                 Poll::Ready(polled) => Poll::Ready(Some(polled)),
                 Poll::Pending if !yielded => {
                     // Woken while running, a tokio task goes to the back of the
@@ -114,15 +114,24 @@ where
                     Poll::Pending
                 }
                 Poll::Pending => Poll::Ready(None),
-            },
-        )
+            }
+        })
         .await
     }
 }
 
+/// Whether a `Pending` poll starts the idle timer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The caller waits for the next frame: `idle_timeout` runs.
+    Idle,
+    /// The caller looks ahead and will not wait here (no timer armed).
+    NotHere,
+}
+
 /// Polls the inner body once: counts data bytes, enforces the size limit
 /// and the idle timeout, and notes how the stream ended.
-fn poll_counted<B>(this: MeteredProj<'_, B>, cx: &mut Context<'_>) -> Poll<Polled>
+fn poll_counted<B>(this: MeteredProj<'_, B>, cx: &mut Context<'_>, wait: Wait) -> Poll<Polled>
 where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -167,6 +176,7 @@ where
             exchange.body_ended(*direction, BodyEnd::Complete);
             Poll::Ready(None)
         }
+        Poll::Pending if wait == Wait::NotHere => Poll::Pending,
         Poll::Pending => {
             let idle = *idle;
             let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
@@ -193,7 +203,7 @@ where
             this.ahead.swap(0, 1);
             return Poll::Ready(first);
         }
-        poll_counted(this, cx)
+        poll_counted(this, cx, Wait::Idle)
     }
 
     fn is_end_stream(&self) -> bool {

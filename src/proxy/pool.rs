@@ -24,15 +24,13 @@ use tower::ServiceExt as _;
 
 use super::body::Metered;
 
-/// The request body every forwarded request has.
-type ReqBody = Metered<Incoming>;
-type Sender = http1::SendRequest<ReqBody>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle connections kept per pool; more are closed when they come back.
 const MAX_IDLE: usize = 512;
 
-pub struct H1Pool {
+/// `B`: the request body type (every forwarded request has `Metered<Incoming>`).
+pub struct H1Pool<B = Metered<Incoming>> {
     connector: HttpConnector,
     /// `http://authority`, what the connector resolves and dials.
     dial: Uri,
@@ -40,14 +38,14 @@ pub struct H1Pool {
     host: HeaderValue,
     idle_timeout: Duration,
     /// Most recently returned last.
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Vec<Idle<B>>>,
     /// The task closing connections idle past `idle_timeout` runs once any
     /// connection was made.
     reaper_started: std::sync::Once,
 }
 
-struct Idle {
-    tx: Sender,
+struct Idle<B> {
+    tx: http1::SendRequest<B>,
     since: Instant,
 }
 
@@ -67,12 +65,12 @@ impl SendError {
 }
 
 /// A connection lent to one exchange; `Exchange` gives it back.
-pub struct Lent {
-    tx: Sender,
-    pool: Weak<H1Pool>,
+pub struct Lent<B = Metered<Incoming>> {
+    tx: http1::SendRequest<B>,
+    pool: Weak<H1Pool<B>>,
 }
 
-impl Lent {
+impl<B> Lent<B> {
     /// The exchange is over and both bodies completed: the connection can
     /// carry the next request.
     pub fn give_back(self) {
@@ -82,7 +80,12 @@ impl Lent {
     }
 }
 
-impl H1Pool {
+impl<B> H1Pool<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     pub fn new(connector: HttpConnector, authority: &Authority, idle_timeout: Duration) -> Self {
         let dial = Uri::builder()
             .scheme(Scheme::HTTP)
@@ -106,8 +109,8 @@ impl H1Pool {
     /// through `give_back` once the exchange is over, or be dropped.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<ReqBody>,
-    ) -> Result<(Response<Incoming>, Lent), SendError> {
+        mut req: Request<B>,
+    ) -> Result<(Response<Incoming>, Lent<B>), SendError> {
         req.headers_mut().insert(HOST, self.host.clone());
         while let Some(mut tx) = self.take() {
             match tx.try_send_request(req).await {
@@ -119,14 +122,16 @@ impl H1Pool {
                 },
             }
         }
-        let mut tx = self.connect().await?;
+        // Boxed: connecting is rare, and its futures (resolver, TCP,
+        // handshake) would otherwise make every request's future larger.
+        let mut tx = Box::pin(self.connect()).await?;
         match tx.send_request(req).await {
             Ok(res) => Ok((res, self.lend(tx))),
             Err(e) => Err(SendError::Request(e)),
         }
     }
 
-    fn lend(self: &Arc<Self>, tx: Sender) -> Lent {
+    fn lend(self: &Arc<Self>, tx: http1::SendRequest<B>) -> Lent<B> {
         Lent {
             tx,
             pool: Arc::downgrade(self),
@@ -135,7 +140,7 @@ impl H1Pool {
 
     /// The most recently used connection that is ready now; closed and
     /// expired ones are dropped on the way.
-    fn take(&self) -> Option<Sender> {
+    fn take(&self) -> Option<http1::SendRequest<B>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let mut i = idle.len();
         while i > 0 {
@@ -150,20 +155,7 @@ impl H1Pool {
         None
     }
 
-    fn put(&self, tx: Sender) {
-        if tx.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                tx,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    async fn connect(self: &Arc<Self>) -> Result<Sender, SendError> {
+    async fn connect(self: &Arc<Self>) -> Result<http1::SendRequest<B>, SendError> {
         let io = self
             .connector
             .clone()
@@ -185,14 +177,29 @@ impl H1Pool {
         Ok(tx)
     }
 
-    /// Idle connections now, for tests and /ready?verbose-style checks.
+    /// Idle connections held now.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().map(|i| i.len()).unwrap_or(0)
     }
 }
 
+impl<B> H1Pool<B> {
+    fn put(&self, tx: http1::SendRequest<B>) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                tx,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
 /// Closes connections idle for `idle_timeout`, until the pool is gone.
-async fn reap(pool: Weak<H1Pool>, idle_timeout: Duration) {
+async fn reap<B>(pool: Weak<H1Pool<B>>, idle_timeout: Duration) {
     let period = (idle_timeout / 2).max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(period).await;
@@ -201,3 +208,7 @@ async fn reap(pool: Weak<H1Pool>, idle_timeout: Duration) {
         idle.retain(|e| !e.tx.is_closed() && e.since.elapsed() < idle_timeout);
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
