@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: repeatable for the
+# same binary and inputs whatever else the machine does, so small user-space
+# changes show where wall-clock and CPU-time figures are noise.
+#   benches/load/callgrind.sh [BINARY...]
+# Each binary (default: target/release/lgtm-proxy, built) serves 3000
+# W1-shaped GETs (/prometheus/api/v1/query?query=up, client Authorization
+# replaced) on one keep-alive connection after 200 warm-up requests, in
+# front of nginx answering ~100 bytes. Prints "<binary>: <Ir> instructions
+# per request" and keeps the callgrind file for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind callgrind_annotate:valgrind
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || scripts/install-deps.sh __lua__:libnginx-mod-http-lua
+if [ $# -eq 0 ]; then cargo build --release --locked -q; set -- target/release/lgtm-proxy; fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+
+UP=$(port)
+cat > "$work/up.conf" <<NGX
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
+events { worker_connections 1024; }
+http {
+  access_log off; keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { content_by_lua_block {
+      ngx.header["Content-Type"] = "application/json"
+      ngx.say('{"status":"success","data":{"resultType":"vector","result":[]},"pad":"0123456789abcdef"}') } }
+  }
+}
+NGX
+nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
+wait_http "http://127.0.0.1:$UP/"
+
+for bin in "$@"; do
+  p=$(port)
+  url="http://127.0.0.1:$p/prometheus/api/v1/query?query=up"
+  for _ in $(seq 3200); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; done > "$work/urls"
+  out="$work/$(basename "$bin").callgrind"
+  LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=2668285 LGTM_TOKEN=glc_bench_token \
+    LGTM_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
+    --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
+  wait_http "http://127.0.0.1:$p/health"
+  auth=(-H 'Authorization: Bearer client-token')
+  head -400 "$work/urls" | curl -s "${auth[@]}" -K - >/dev/null          # 200 warm-up requests
+  callgrind_control -i on "$vg" >/dev/null 2>&1
+  codes=$(tail -n +401 "$work/urls" | curl -s "${auth[@]}" -K - -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')
+  callgrind_control -i off "$vg" >/dev/null 2>&1
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  kill "$vg"; wait "$vg" 2>/dev/null || true
+  [ "$codes" = " 3000 200" ] || { echo "$bin: not 3000 answers of 200: $codes" >&2; exit 1; }
+  dump=$(ls "$out".* | head -1)
+  ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n++ {gsub(",","",$1); print $1}')
+  mkdir -p target/callgrind && cp "$dump" "target/callgrind/$(basename "$bin").out"
+  echo "$bin: $((ir / 3000)) instructions per request (callgrind_annotate target/callgrind/$(basename "$bin").out)"
+done
