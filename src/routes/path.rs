@@ -24,7 +24,10 @@ pub fn check_target(uri: &Uri, version: Version) -> Result<(), PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotOriginForm);
     }
-    if path.split('/').any(is_dot_dot) {
+    // A dot-dot segment needs a '.', '%' or '\\' somewhere: most paths
+    // have none and skip the per-segment look.
+    let suspicious = path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\'));
+    if suspicious && path.split('/').any(is_dot_dot) {
         return Err(PathError::DotDot);
     }
     Ok(())
