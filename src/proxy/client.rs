@@ -137,6 +137,19 @@ impl ClientSet {
         Some(pool)
     }
 
+    /// Forget pools no target holds any more (an upstream whose URL
+    /// changed); their idle connections close with them.
+    pub fn prune_pools(&mut self) {
+        self.pools
+            .retain(|(_, _, pool)| Arc::strong_count(pool) > 1);
+    }
+
+    /// How many plain-HTTP pools exist (one per transport need and
+    /// authority in use).
+    pub fn pool_count(&self) -> usize {
+        self.pools.len()
+    }
+
     /// How many distinct clients exist (one per transport need).
     pub fn len(&self) -> usize {
         self.built.len()
@@ -230,4 +243,59 @@ fn build<B: OutBody>(
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .http2_only(protocol == Protocol::H2c)
         .build(https)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_from;
+
+    fn upstream(url: &str) -> Upstream {
+        let cfg = load_from(
+            None,
+            [
+                ("LGTM_PROMETHEUS_URL".to_string(), url.to_string()),
+                ("LGTM_PROMETHEUS_USER".to_string(), "1".to_string()),
+                ("LGTM_TOKEN".to_string(), "t".to_string()),
+            ],
+        )
+        .unwrap();
+        cfg.upstreams["prometheus"].clone()
+    }
+
+    #[test]
+    fn plain_http_upstreams_share_a_pool_per_authority_and_unused_pools_go() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        // No egress proxy, whatever this machine's environment says.
+        let mut set = ClientSet {
+            proxies: Arc::new(Matcher::builder().build()),
+            built: Vec::new(),
+            pools: Vec::new(),
+        };
+        let a = set.client_for(&upstream("http://mimir.monitoring:8080"));
+        let b = set.client_for(&upstream("http://mimir.monitoring:8080/base"));
+        let c = set.client_for(&upstream("http://other.monitoring:8080"));
+        let https = set.client_for(&upstream("https://prometheus.grafana.net"));
+        assert!(Arc::ptr_eq(
+            a.h1_pool.as_ref().unwrap(),
+            b.h1_pool.as_ref().unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            a.h1_pool.as_ref().unwrap(),
+            c.h1_pool.as_ref().unwrap()
+        ));
+        assert!(https.h1_pool.is_none(), "https keeps the ALPN client");
+        assert_eq!(set.pool_count(), 2);
+        // A reload that no longer has other.monitoring drops its pool.
+        drop(c);
+        set.prune_pools();
+        assert_eq!(set.pool_count(), 1);
+        drop((a, b));
+        set.prune_pools();
+        assert_eq!(set.pool_count(), 0);
+    }
 }
