@@ -119,7 +119,9 @@ HA
 }
 start_fastify() {
   local p; p=$(port)
-  (cd benches/load/fastify && UPSTREAM="http://127.0.0.1:$UP" USER_ID=$USER_ID TOKEN=$TOKEN PORT=$p taskset -c 0 node server.js >/dev/null 2>&1) & PID[fastify]=$!; PORT[fastify]=$p; pids+=($!)
+  # exec: the PID measured and killed is node's own, not a subshell's
+  # (a killed subshell left node running, pinned to the proxies' core).
+  (cd benches/load/fastify && UPSTREAM="http://127.0.0.1:$UP" USER_ID=$USER_ID TOKEN=$TOKEN PORT=$p exec taskset -c 0 node server.js >/dev/null 2>&1) & PID[fastify]=$!; PORT[fastify]=$p; pids+=($!)
 }
 start_lgtm() { # name binary
   local p; p=$(port)
