@@ -61,8 +61,12 @@ async fn sigterm_drains_an_inflight_upload_and_exits_zero() {
         .wait_exit(Duration::from_secs(20))
         .expect("did not exit after draining");
     assert!(exit.success(), "exit status {exit:?}");
-    let logs = proxy.logs();
-    assert!(logs.contains("all connections closed"), "{logs}");
+    // The log reader may still be on the last lines when the exit is seen.
+    assert!(
+        proxy.wait_for_log("all connections closed", Duration::from_secs(5)),
+        "{}",
+        proxy.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
