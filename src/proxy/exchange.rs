@@ -209,9 +209,7 @@ impl Drop for Exchange {
         let bytes_in = self.bytes_in.load(Relaxed);
         let bytes_out = self.bytes_out.load(Relaxed);
         m.in_flight.dec();
-        m.requests
-            .with_label_values(&[&t.name, &t.tenant_label, self.method, status_label])
-            .inc();
+        t.series.count_request(t, self.method, status, status_label);
         t.series
             .duration(t, self.method)
             .observe(elapsed.as_secs_f64());

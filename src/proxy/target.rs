@@ -76,11 +76,33 @@ impl Target {
 pub struct TargetSeries {
     /// By `method_index`.
     duration: [OnceLock<Histogram>; METHODS],
+    /// By `method_index` and `COMMON_STATUSES` index; other statuses are
+    /// looked up each time.
+    requests: [[OnceLock<IntCounter>; COMMON_STATUSES.len()]; METHODS],
     request_bytes: OnceLock<IntCounter>,
     response_bytes: OnceLock<IntCounter>,
 }
 
+/// The statuses a proxy answers most, with handles kept per method.
+const COMMON_STATUSES: [u16; 8] = [200, 204, 206, 304, 400, 404, 429, 502];
+
 impl TargetSeries {
+    /// Counts one answered request in `lgtm_proxy_requests_total` for this
+    /// target, method and status (`status_label`: `status` as text, or "0").
+    pub fn count_request(&self, t: &Target, method: &'static str, status: u16, status_label: &str) {
+        let lookup = || {
+            t.metrics
+                .requests
+                .with_label_values(&[&t.name, &t.tenant_label, method, status_label])
+        };
+        match COMMON_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.requests[method_index(method)][i]
+                .get_or_init(lookup)
+                .inc(),
+            None => lookup().inc(),
+        }
+    }
+
     pub fn duration(&self, t: &Target, method: &'static str) -> &Histogram {
         self.duration[method_index(method)].get_or_init(|| {
             t.metrics
@@ -147,5 +169,24 @@ mod tests {
         assert_eq!(v.to_str().unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert!(v.is_sensitive());
         assert!(!format!("{v:?}").contains("QWxh"));
+    }
+
+    #[test]
+    fn kept_and_looked_up_request_series_count_the_same() {
+        let t = crate::proxy::headers::tests::target();
+        for _ in 0..3 {
+            t.series.count_request(&t, "GET", 200, "200"); // kept handle
+            t.series.count_request(&t, "GET", 418, "418"); // looked up
+        }
+        t.series.count_request(&t, "POST", 200, "200");
+        let count = |method: &str, status: &str| {
+            t.metrics
+                .requests
+                .with_label_values(&[&t.name, &t.tenant_label, method, status])
+                .get()
+        };
+        assert_eq!(count("GET", "200"), 3);
+        assert_eq!(count("GET", "418"), 3);
+        assert_eq!(count("POST", "200"), 1);
     }
 }
