@@ -87,35 +87,41 @@ fn bench(c: &mut Criterion) {
     });
 
     // Tenant resolution: SHA-256 of the bearer token, then a constant-time
-    // scan of every client (here 20 clients over 2 tenants).
-    let names = vec!["default".into(), "prod".into(), "stage".into()];
-    let clients = (0..20)
-        .map(|i| {
-            let token = format!("client-token-{i}");
-            ClientEntry::new(
-                Some(token_hash(token.as_bytes())),
-                None,
-                1 + i % 2,
-                "c",
-                AccessSet::ALL,
-                None,
-            )
-        })
-        .collect();
-    let resolver = Resolver::new(names, clients, true);
-    let mut auth = HeaderMap::new();
-    auth.insert(
-        "authorization",
-        HeaderValue::from_static("Bearer client-token-17"),
-    );
-    c.bench_function("remote_write_push/tenant_resolve_bearer_20_clients", |b| {
-        b.iter(|| black_box(resolver.resolve(black_box(&auth), None).is_ok()))
-    });
+    // scan of every client: 2 and 50 tenants of 2 clients each, the token
+    // being the last client's (the scan never stops early anyway).
+    for tenants in [2usize, 50] {
+        let names: Vec<std::sync::Arc<str>> = std::iter::once("default".into())
+            .chain((0..tenants).map(|i| format!("tenant-{i}").into()))
+            .collect();
+        let clients = (0..tenants * 2)
+            .map(|i| {
+                let token = format!("client-token-{i}");
+                ClientEntry::new(
+                    Some(token_hash(token.as_bytes())),
+                    None,
+                    1 + i / 2,
+                    "c",
+                    AccessSet::ALL,
+                    None,
+                )
+            })
+            .collect();
+        let resolver = Resolver::new(names, clients, true);
+        let mut auth = HeaderMap::new();
+        let last = format!("Bearer client-token-{}", tenants * 2 - 1);
+        auth.insert("authorization", HeaderValue::from_str(&last).unwrap());
+        c.bench_function(
+            &format!("remote_write_push/tenant_resolve_bearer_{tenants}_tenants"),
+            |b| b.iter(|| black_box(resolver.resolve(black_box(&auth), None).is_ok())),
+        );
+    }
     c.bench_function("remote_write_push/access_class", |b| {
         b.iter(|| black_box(classify(black_box("/api/prom/push"), &http::Method::POST)))
     });
 
+    // nginx's usual answer: Connection: keep-alive goes, the rest stays.
     let mut resp = HeaderMap::new();
+    resp.insert("connection", HeaderValue::from_static("keep-alive"));
     resp.insert("content-type", HeaderValue::from_static("application/json"));
     resp.insert("content-length", HeaderValue::from_static("120"));
     resp.insert(

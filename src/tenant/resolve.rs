@@ -6,10 +6,11 @@
 //! 3. otherwise an X-Scope-OrgID naming a tenant selects it (unknown: 403);
 //! 4. otherwise the default tenant.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
 
 use super::credentials::presented_token_hash;
 use super::limits::RateLimiter;
@@ -76,14 +77,22 @@ pub struct Resolver {
     /// Tenant names; index 0 is `default`.
     names: Vec<Arc<str>>,
     clients: Vec<ClientEntry>,
+    /// Client index by token digest (tokens are unique: config checks it).
+    by_digest: HashMap<Digest, usize, BuildHasherDefault<DigestHasher>>,
     require_auth: bool,
 }
 
 impl Resolver {
     pub fn new(names: Vec<Arc<str>>, clients: Vec<ClientEntry>, require_auth: bool) -> Self {
+        let by_digest = clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((Digest(c.hash?), i)))
+            .collect();
         Resolver {
             names,
             clients,
+            by_digest,
             require_auth,
         }
     }
@@ -140,16 +149,49 @@ impl Resolver {
         }
     }
 
-    /// Compare against every client in constant time per comparison, with
-    /// no early exit.
+    /// The client whose token has this SHA-256 digest: one map lookup,
+    /// whatever the number of clients. What the lookup's timing could tell
+    /// is about digests, and a caller cannot steer a digest toward a stored
+    /// one (that would take a SHA-256 preimage), so it reveals nothing
+    /// about any token; the stored tokens themselves are never compared.
     fn find(&self, hash: &[u8; 32]) -> Option<&ClientEntry> {
-        let mut found = None;
-        for c in &self.clients {
-            if c.hash.is_some_and(|h| bool::from(h.ct_eq(hash))) {
-                found = Some(c);
-            }
+        self.by_digest
+            .get(&Digest(*hash))
+            .map(|&i| &self.clients[i])
+    }
+}
+
+/// A token's SHA-256 digest as a map key.
+#[derive(PartialEq, Eq)]
+struct Digest([u8; 32]);
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // A digest is uniform already: its first 8 bytes are the hash.
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// Passes `Digest`'s `write_u64` through (no rehashing).
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Digest` keys are hashed here, through `write_u64`.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
-        found
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -262,6 +304,35 @@ mod tests {
         );
         assert_eq!(tenant(&r, &[("authorization", "Bearer unknown")]), Ok(0));
         assert_eq!(tenant(&r, &[]), Ok(0));
+    }
+
+    #[test]
+    fn every_token_of_many_tenants_finds_its_own_client() {
+        let names: Vec<Arc<str>> = std::iter::once("default".into())
+            .chain((0..50).map(|i| format!("t{i}").into()))
+            .collect();
+        let clients = (0..100)
+            .map(|i| {
+                let token = format!("token-{i}");
+                ClientEntry::new(
+                    Some(token_hash(token.as_bytes())),
+                    None,
+                    1 + i / 2,
+                    &format!("c{i}"),
+                    AccessSet::ALL,
+                    None,
+                )
+            })
+            .collect();
+        let r = Resolver::new(names, clients, true);
+        for i in 0..100 {
+            let bearer = format!("Bearer token-{i}");
+            let (tenant, client) = r.resolve(&h(&[("authorization", &bearer)]), None).unwrap();
+            assert_eq!(tenant, 1 + i / 2);
+            assert_eq!(&*client.unwrap().name, format!("c{i}"));
+        }
+        let unknown = h(&[("authorization", "Bearer token-100")]);
+        assert_eq!(r.resolve(&unknown, None).err(), Some(AuthError::Unknown));
     }
 
     #[test]
