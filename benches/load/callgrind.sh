@@ -10,6 +10,7 @@
 # per request" and keeps the callgrind file for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/load/upstream.sh
 scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind callgrind_annotate:valgrind
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || scripts/install-deps.sh __lua__:libnginx-mod-http-lua
 if [ $# -eq 0 ]; then cargo build --release --locked -q; set -- target/release/lgtm-proxy; fi
@@ -22,21 +23,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
 
 UP=$(port)
-cat > "$work/up.conf" <<NGX
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
-events { worker_connections 1024; }
-http {
-  access_log off; keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { content_by_lua_block {
-      ngx.header["Content-Type"] = "application/json"
-      ngx.say('{"status":"success","data":{"resultType":"vector","result":[]},"pad":"0123456789abcdef"}') } }
-  }
-}
-NGX
+upstream_conf "$work" "$UP"
 nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
 wait_http "http://127.0.0.1:$UP/"
 

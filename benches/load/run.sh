@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+. benches/load/upstream.sh
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
 dur=$([ $quick = 1 ] && echo 5s || echo 20s)
 big_mb=$([ $quick = 1 ] && echo 256 || echo 1024)
@@ -38,36 +39,7 @@ chmod 755 "$work"; chmod 644 "$work/big"
 
 # --- upstream: nginx + Lua on core 1; reads every body before answering.
 UP=$(port)
-cat > "$work/up.conf" <<NGX
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err;
-events { worker_connections 8192; }
-http {
-  access_log off; client_body_temp_path $work/up-body; client_max_body_size 0;
-  client_body_buffer_size 128k; keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP reuseport;
-    location = /api/prom/echo { content_by_lua_block {
-      ngx.say(ngx.var.request_uri, " ", ngx.var.http_authorization or "-", " ", ngx.var.http_x_scope_orgid or "-") } }
-    location = /api/prom/big { alias $work/big; }
-    location = /api/prom/upload { content_by_lua_block {
-      local sock = ngx.req.socket()
-      local n = 0
-      while true do
-        local data, err, partial = sock:receive(65536)
-        local got = data or partial
-        if got then n = n + #got end
-        if not data then break end
-      end
-      ngx.say(n) } }
-    location / { content_by_lua_block {
-      ngx.req.read_body()
-      ngx.header["Content-Type"] = "application/json"
-      ngx.say('{"status":"success","data":{"resultType":"vector","result":[]},"pad":"0123456789abcdef"}') } }
-  }
-}
-NGX
+upstream_conf "$work" "$UP"
 taskset -c 1 nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
 wait_port "$UP"
 
