@@ -81,8 +81,8 @@ impl App {
         self.rules.reconcile(config.rules_sync.as_ref());
         let state = State::build(config, &self.metrics, &mut clients, Some(&old));
         self.state.store(Arc::new(state));
-        // The replaced state (and requests still on it) may hold pools the
-        // new one dropped: those go at the next reload.
+        // Pools the new state no longer uses go now, unless requests still
+        // running on the replaced state hold them (then at a later reload).
         drop(old);
         clients.prune_pools();
         self.metrics.config_last_success.set(unix_now());

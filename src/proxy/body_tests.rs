@@ -38,7 +38,7 @@ fn metered(target: Arc<Target>, delay: Duration, chunks: &'static [&'static str]
     });
     let exchange = Exchange::new(
         std::time::Instant::now(),
-        "GET",
+        0, // GET
         "loki".into(),
         target,
         http::HeaderValue::from_static("id"),

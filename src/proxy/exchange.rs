@@ -13,6 +13,7 @@ use http::HeaderValue;
 use super::pool::Lent;
 use super::target::Target;
 use crate::error::UpstreamErrorKind;
+use crate::telemetry::metrics::METHOD_LABELS;
 use crate::tenant::InFlightGuard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,8 @@ impl BodyEnd {
 
 pub struct Exchange {
     start: Instant,
-    method: &'static str,
+    /// A `method_index`.
+    method: usize,
     route: Arc<str>,
     target: Arc<Target>,
     request_id: HeaderValue,
@@ -72,7 +74,7 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(
         start: Instant,
-        method: &'static str,
+        method: usize,
         route: Arc<str>,
         target: Arc<Target>,
         request_id: HeaderValue,
@@ -209,15 +211,14 @@ impl Drop for Exchange {
         let bytes_in = self.bytes_in.load(Relaxed);
         let bytes_out = self.bytes_out.load(Relaxed);
         m.in_flight.dec();
-        t.series.count_request(t, self.method, status, status_label);
-        t.series
-            .duration(t, self.method)
+        t.count_request(self.method, status, status_label);
+        t.duration_series(self.method)
             .observe(elapsed.as_secs_f64());
-        t.series.request_bytes(t).inc_by(bytes_in);
-        t.series.response_bytes(t).inc_by(bytes_out);
+        t.request_bytes_series().inc_by(bytes_in);
+        t.response_bytes_series().inc_by(bytes_out);
         tracing::info!(
             target: "access",
-            method = self.method,
+            method = METHOD_LABELS[self.method],
             route = &*self.route,
             upstream = &*t.name,
             tenant = &*t.tenant_label,

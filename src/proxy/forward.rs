@@ -25,7 +25,7 @@ use super::request_id::RequestIds;
 use super::target::Target;
 use super::upgrade;
 use crate::error::{ProxyError, UpstreamErrorKind};
-use crate::telemetry::method_label;
+use crate::telemetry::metrics::method_index;
 
 /// What the router hands over: where to send it and how it got here.
 pub struct Routed {
@@ -70,7 +70,7 @@ pub async fn forward(
         .unwrap_or_else(|| ids.next());
     let exchange = Exchange::new(
         start,
-        method_label(&parts.method),
+        method_index(&parts.method),
         route,
         target.clone(),
         request_id.clone(),

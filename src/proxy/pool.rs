@@ -49,6 +49,13 @@ struct Idle<B> {
     since: Instant,
 }
 
+impl<B> Idle<B> {
+    /// Still open and idle for less than `idle_timeout`.
+    fn alive(&self, idle_timeout: Duration) -> bool {
+        !self.tx.is_closed() && self.since.elapsed() < idle_timeout
+    }
+}
+
 /// Why a pooled send failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -146,7 +153,7 @@ where
         while i > 0 {
             i -= 1;
             let entry = &idle[i];
-            if entry.tx.is_closed() || entry.since.elapsed() >= self.idle_timeout {
+            if !entry.alive(self.idle_timeout) {
                 idle.swap_remove(i);
             } else if entry.tx.is_ready() {
                 return Some(idle.remove(i).tx);
@@ -205,7 +212,7 @@ async fn reap<B>(pool: Weak<H1Pool<B>>, idle_timeout: Duration) {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
         let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|e| !e.tx.is_closed() && e.since.elapsed() < idle_timeout);
+        idle.retain(|e| e.alive(idle_timeout));
     }
 }
 

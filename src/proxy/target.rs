@@ -13,7 +13,7 @@ use super::client::Clients;
 use crate::config::{Secret, Upstream};
 use prometheus::{Histogram, IntCounter};
 
-use crate::telemetry::metrics::{method_index, METHODS};
+use crate::telemetry::metrics::{METHODS, METHOD_LABELS};
 use crate::telemetry::Metrics;
 
 pub struct Target {
@@ -31,7 +31,7 @@ pub struct Target {
     pub clients: Clients,
     pub metrics: Arc<Metrics>,
     /// This target's labelled series, looked up once each and then kept.
-    pub series: TargetSeries,
+    series: TargetSeries,
     /// Hash of `user:token`, to tell whether a reload changed it.
     pub credentials_id: Option<[u8; 32]>,
     /// When these credentials were first loaded (kept across reloads that
@@ -86,44 +86,48 @@ pub struct TargetSeries {
 /// The statuses a proxy answers most, with handles kept per method.
 const COMMON_STATUSES: [u16; 8] = [200, 204, 206, 304, 400, 404, 429, 502];
 
-impl TargetSeries {
-    /// Counts one answered request in `lgtm_proxy_requests_total` for this
-    /// target, method and status (`status_label`: `status` as text, or "0").
-    pub fn count_request(&self, t: &Target, method: &'static str, status: u16, status_label: &str) {
+impl Target {
+    /// Counts one answered request in `lgtm_proxy_requests_total`
+    /// (`method`: a `method_index`; `status_label`: `status` as text, or "0").
+    pub fn count_request(&self, method: usize, status: u16, status_label: &str) {
         let lookup = || {
-            t.metrics
-                .requests
-                .with_label_values(&[&t.name, &t.tenant_label, method, status_label])
+            self.metrics.requests.with_label_values(&[
+                &self.name,
+                &self.tenant_label,
+                METHOD_LABELS[method],
+                status_label,
+            ])
         };
         match COMMON_STATUSES.iter().position(|s| *s == status) {
-            Some(i) => self.requests[method_index(method)][i]
-                .get_or_init(lookup)
-                .inc(),
+            Some(i) => self.series.requests[method][i].get_or_init(lookup).inc(),
             None => lookup().inc(),
         }
     }
 
-    pub fn duration(&self, t: &Target, method: &'static str) -> &Histogram {
-        self.duration[method_index(method)].get_or_init(|| {
-            t.metrics
-                .duration
-                .with_label_values(&[&t.name, &t.tenant_label, method])
+    /// `lgtm_proxy_request_duration_seconds` for a `method_index`.
+    pub fn duration_series(&self, method: usize) -> &Histogram {
+        self.series.duration[method].get_or_init(|| {
+            self.metrics.duration.with_label_values(&[
+                &self.name,
+                &self.tenant_label,
+                METHOD_LABELS[method],
+            ])
         })
     }
 
-    pub fn request_bytes(&self, t: &Target) -> &IntCounter {
-        self.request_bytes.get_or_init(|| {
-            t.metrics
+    pub fn request_bytes_series(&self) -> &IntCounter {
+        self.series.request_bytes.get_or_init(|| {
+            self.metrics
                 .request_bytes
-                .with_label_values(&[&t.name, &t.tenant_label])
+                .with_label_values(&[&self.name, &self.tenant_label])
         })
     }
 
-    pub fn response_bytes(&self, t: &Target) -> &IntCounter {
-        self.response_bytes.get_or_init(|| {
-            t.metrics
+    pub fn response_bytes_series(&self) -> &IntCounter {
+        self.series.response_bytes.get_or_init(|| {
+            self.metrics
                 .response_bytes
-                .with_label_values(&[&t.name, &t.tenant_label])
+                .with_label_values(&[&self.name, &self.tenant_label])
         })
     }
 }
@@ -175,10 +179,10 @@ mod tests {
     fn kept_and_looked_up_request_series_count_the_same() {
         let t = crate::proxy::headers::tests::target();
         for _ in 0..3 {
-            t.series.count_request(&t, "GET", 200, "200"); // kept handle
-            t.series.count_request(&t, "GET", 418, "418"); // looked up
+            t.count_request(0, 200, "200"); // GET, kept handle
+            t.count_request(0, 418, "418"); // GET, looked up
         }
-        t.series.count_request(&t, "POST", 200, "200");
+        t.count_request(2, 200, "200"); // POST
         let count = |method: &str, status: &str| {
             t.metrics
                 .requests
