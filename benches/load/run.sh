@@ -6,6 +6,7 @@
 #   LGTM_BASE_BIN=<binary> benches/load/run.sh [--quick]
 #     also measures that build (e.g. main's) as "lgtm-proxy-base" in the
 #     same run, for a before/after; writes benches/results/<date>-ab.md.
+#   LGTM_BENCH_OUT=<file> benches/load/run.sh   writes <file> instead.
 # Writes benches/results/<date>.md and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -148,11 +149,16 @@ if [ -n "${LGTM_BASE_BIN:-}" ]; then
 fi
 start_lgtm lgtm-proxy "$root/target/release/lgtm-proxy"; wait_port "${PORT[lgtm-proxy]}"; measure lgtm-proxy "${PORT[lgtm-proxy]}" "${PID[lgtm-proxy]}" /prometheus; kill "${PID[lgtm-proxy]}"
 
-out="benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"
+out=${LGTM_BENCH_OUT:-"benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"}
+# How much of the code layout (build.rs) this build still follows.
+listed=$(wc -l < benches/load/link-order.txt)
+laid=$(nm target/release/lgtm-proxy | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
 {
   echo "# Load bench $(date +%F) ($( [ $quick = 1 ] && echo quick || echo full ): wrk ${dur}, 64 connections; ${big_mb} MiB streams)"
   echo
   echo "Command: \`${LGTM_BASE_BIN:+LGTM_BASE_BIN=$LGTM_BASE_BIN }benches/load/run.sh$( [ $quick = 1 ] && echo ' --quick')\` on $(nproc) cores; each proxy pinned to core 0 with one worker, wrk/curl and the upstream on core 1."
+  echo
+  echo "Code layout: $laid of the $listed functions in benches/load/link-order.txt are in this lgtm-proxy build (benches/load/link-order.sh rewrites the file)."
   echo
   echo "| peer | W1 req/s | W1 p50 | W1 p99 | W1 CPU µs/req | W2 req/s | W2 p50 | W2 p99 | W2 CPU µs/req | W3 up MB/s | W4 down MB/s | peak/idle RSS KiB | W1 CPU vs nginx | W2 CPU vs nginx |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

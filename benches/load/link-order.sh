@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Writes benches/load/link-order.txt, the code layout release builds link
+# with (see build.rs): every function a running proxy executes, hottest
+# first, as callgrind saw them in one run of the binary from its start:
+# start-up, /health, /ready, /metrics, W1-shaped GETs and W2-shaped 64 KiB
+# pushes to a plain-HTTP upstream (nginx + Lua, benches/load/upstream.sh),
+# GETs and pushes to an https upstream (nginx, TLS with a CA of its own,
+# ALPN h2), and the 401 and 404 answers.
+#   benches/load/link-order.sh [BINARY]
+# Run it again when Cargo.lock, the Rust toolchain or much of the request
+# path changes: names the file lists that a build no longer has are skipped
+# (their code keeps the linker's own place), so a stale file costs layout,
+# not correctness. Prints how many of the listed names the binary has.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. benches/load/upstream.sh
+scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind openssl:openssl
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || scripts/install-deps.sh __lua__:libnginx-mod-http-lua
+bin=${1:-}
+if [ -z "$bin" ]; then cargo build --release --locked -q; bin=target/release/lgtm-proxy; fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 300); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+
+UP=$(port)
+upstream_conf "$work" "$UP"
+nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
+
+# The https upstream: a CA of its own and a certificate for 127.0.0.1.
+TLS=$(port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$work/san.ext"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/san.ext" -out "$work/tls.pem" 2>/dev/null
+cat > "$work/tls.conf" <<NGX
+worker_processes 1; daemon off; pid $work/tls.pid; error_log $work/tls.err;
+events { worker_connections 1024; }
+http {
+  access_log off; client_body_temp_path $work/tls-body; client_max_body_size 0;
+  server {
+    listen 127.0.0.1:$TLS ssl http2;
+    ssl_certificate $work/tls.pem; ssl_certificate_key $work/tls.key;
+    location / { return 200 '{"status":"success"}'; }
+  }
+}
+NGX
+nginx -c "$work/tls.conf" -p "$work" 2>/dev/null & pids+=($!)
+wait_http "http://127.0.0.1:$UP/"
+wait_http "https://127.0.0.1:$TLS/"
+
+p=$(port)
+out="$work/order.callgrind"
+LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=2668285 LGTM_TOKEN=glc_bench_token \
+  LGTM_LOKI_URL=https://127.0.0.1:$TLS LGTM_LOKI_USER=1334 LGTM_LOKI_CA_FILE="$work/ca.pem" \
+  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+  --demangle=no --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
+wait_http "http://127.0.0.1:$p/health"
+auth=(-H 'Authorization: Bearer client-token')
+urls() { for _ in $(seq "$1"); do printf 'url = "%s"\noutput = "/dev/null"\n' "$2"; done; }
+batch() { # count url [curl args]: every answer must be a 200
+  local n=$1 url=$2 codes; shift 2
+  codes=$(urls "$n" "$url" | curl -s "${auth[@]}" "$@" -w '%{http_code}\n' -K - | sort | uniq -c | tr -s ' ')
+  [ "$codes" = " $n 200" ] || { echo "$url: not $n answers of 200: $codes" >&2; exit 1; }
+}
+head -c 65536 /dev/urandom > "$work/push"
+push=(-H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy' --data-binary "@$work/push")
+# First what every proxy runs: start-up, own routes, the plain-HTTP path,
+# errors; then what only an https upstream adds. The first part is laid
+# out first, so a proxy without https upstreams touches fewer pages.
+curl -s -o /dev/null "http://127.0.0.1:$p/ready"
+batch 300 "http://127.0.0.1:$p/prometheus/api/v1/query?query=up"
+batch 50 "http://127.0.0.1:$p/api/prom/push" "${push[@]}"
+curl -s -o /dev/null "http://127.0.0.1:$p/nowhere"
+curl -s -o /dev/null -H 'Authorization: Basic Og==' "http://127.0.0.1:$p/prometheus/api/v1/query"
+curl -s -o /dev/null "http://127.0.0.1:$p/metrics"
+callgrind_control -d "$vg" >/dev/null 2>&1
+batch 100 "http://127.0.0.1:$p/loki/api/v1/query?query=%7Bjob%3D%22a%22%7D"
+batch 20 "http://127.0.0.1:$p/loki/api/v1/push" "${push[@]}"
+kill "$vg"; wait "$vg" 2>/dev/null || true
+
+# Exclusive instructions per function of the binary itself, hottest first;
+# names as the linker knows them (mangled), unnamed code left out.
+python3 - "$(basename "$bin")" "$out".* "$out" > benches/load/link-order.txt <<'PY'
+import collections, sys
+binary, phases = sys.argv[1], sys.argv[2:]
+names, seen = [], set()
+for path in phases:
+    cost = collections.Counter()
+    ob = fn = None
+    after_call = False
+    for line in open(path):
+        if line.startswith("ob="):
+            ob = line[3:].strip()
+        elif line.startswith("fn="):
+            fn = line[3:].strip()
+        elif line.startswith("calls="):
+            after_call = True  # the next cost line is the callee's, inclusive
+        elif line[:1].isdigit() or line.startswith(("+", "-", "*")):
+            if after_call:
+                after_call = False
+                continue
+            fields = line.split()
+            if len(fields) > 1 and ob and ob.endswith("/" + binary):
+                cost[fn] += int(fields[1])
+    for f, _ in cost.most_common():
+        if (f[:2] in ("_Z", "_R") or f == "main") and f not in seen:
+            seen.add(f)
+            names.append(f)
+print("\n".join(names))
+PY
+listed=$(wc -l < benches/load/link-order.txt)
+have=$(nm "$bin" | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
+echo "benches/load/link-order.txt: $listed functions, $have of them in $bin"
