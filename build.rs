@@ -8,21 +8,24 @@
 //! path shares fewer cache lines and TLB entries with code that never runs.
 //!
 //! A name the file lists that a build no longer has is skipped: a stale
-//! file costs layout, never correctness. `LGTM_LINK_ORDER=off` turns it off
-//! (e.g. for a linker without `--symbol-ordering-file`; lld, Rust's default
-//! linker on x86_64 Linux, and mold have it).
+//! file costs layout, never correctness. The layout needs lld, Rust's
+//! default linker on x86_64 Linux since 1.90: it is used only with such a
+//! toolchain and no linker of the builder's own choosing (RUSTFLAGS or
+//! CARGO_TARGET_*_LINKER); `LGTM_LINK_ORDER=off` turns it off.
 
 use std::env;
 use std::path::Path;
+use std::process::Command;
 
 fn main() {
     let order = Path::new("benches/load/link-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=LGTM_LINK_ORDER");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     let wanted = env::var("PROFILE").as_deref() == Ok("release")
-        && env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
-        && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
-        && env::var("LGTM_LINK_ORDER").as_deref() != Ok("off");
+        && env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu")
+        && env::var("LGTM_LINK_ORDER").as_deref() != Ok("off")
+        && default_linker_is_lld();
     if !wanted || !order.exists() {
         return;
     }
@@ -32,4 +35,30 @@ fn main() {
         path.display()
     );
     println!("cargo:rustc-link-arg-bin=lgtm-proxy=-Wl,--no-warn-symbol-ordering");
+}
+
+/// Whether the binary is linked by rustc's own lld: a toolchain of 1.90 or
+/// later, and no linker chosen by flags or by cargo's linker setting.
+fn default_linker_is_lld() -> bool {
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if flags.contains("linker") || flags.contains("fuse-ld") {
+        return false;
+    }
+    if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut version = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .split('.')
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
+    (major, minor) >= (1, 90)
 }
