@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Writes benches/load/link-order.txt, the code layout release builds link
-# with (see build.rs): every function a running proxy executes, hottest
-# first, as callgrind saw them in one run of the binary from its start:
-# start-up, /health, /ready, /metrics, W1-shaped GETs and W2-shaped 64 KiB
-# pushes to a plain-HTTP upstream (nginx + Lua, benches/load/upstream.sh),
-# GETs and pushes to an https upstream (nginx, TLS with a CA of its own,
-# ALPN h2), and the 401 and 404 answers.
+# with (see build.rs): every function a running proxy executes, as
+# callgrind saw them in one run of the binary from its start, in two parts,
+# each hottest first: start-up, /health, /ready, /metrics, W1-shaped GETs
+# and W2-shaped 64 KiB pushes to a plain-HTTP upstream (nginx + Lua,
+# benches/load/upstream.sh), the 401 and 404 answers; then what GETs and
+# pushes to an https upstream (nginx, TLS with a CA of its own, ALPN h2)
+# add.
 #   benches/load/link-order.sh [BINARY]
 # Run it again when Cargo.lock, the Rust toolchain or much of the request
 # path changes: names the file lists that a build no longer has are skipped
@@ -87,7 +88,7 @@ kill "$vg"; wait "$vg" 2>/dev/null || true
 
 # Exclusive instructions per function of the binary itself, hottest first;
 # names as the linker knows them (mangled), unnamed code left out.
-python3 - "$(basename "$bin")" "$out".* "$out" > benches/load/link-order.txt <<'PY'
+python3 - "$(basename "$bin")" "$out".* "$out" > "$work/link-order.txt" <<'PY'
 import collections, sys
 binary, phases = sys.argv[1], sys.argv[2:]
 names, seen = [], set()
@@ -115,6 +116,8 @@ for path in phases:
             names.append(f)
 print("\n".join(names))
 PY
+[ -s "$work/link-order.txt" ] || { echo "callgrind saw no function of $bin" >&2; exit 1; }
+mv "$work/link-order.txt" benches/load/link-order.txt
 listed=$(wc -l < benches/load/link-order.txt)
 have=$(nm "$bin" | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
 echo "benches/load/link-order.txt: $listed functions, $have of them in $bin"

@@ -151,8 +151,11 @@ start_lgtm lgtm-proxy "$root/target/release/lgtm-proxy"; wait_port "${PORT[lgtm-
 
 out=${LGTM_BENCH_OUT:-"benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"}
 # How much of the code layout (build.rs) this build still follows.
-listed=$(wc -l < benches/load/link-order.txt)
-laid=$(nm target/release/lgtm-proxy | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
+listed=0; laid=0
+if [ -s benches/load/link-order.txt ] && command -v nm >/dev/null; then
+  listed=$(wc -l < benches/load/link-order.txt)
+  laid=$(nm target/release/lgtm-proxy | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
+fi
 {
   echo "# Load bench $(date +%F) ($( [ $quick = 1 ] && echo quick || echo full ): wrk ${dur}, 64 connections; ${big_mb} MiB streams)"
   echo
