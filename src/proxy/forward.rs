@@ -126,18 +126,24 @@ pub async fn forward(
     }
     let outbound = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(target.timeout, async {
-        match via {
-            Via::Pool(pool) => match pool.send(outbound).await {
-                Ok((res, connection)) => {
-                    exchange.ran_on(connection);
-                    Ok(res)
-                }
-                Err(e) => Err(SendFailed::Pool(e)),
-            },
-            Via::Client(client) => client.request(outbound).await.map_err(SendFailed::Client),
-        }
-    })
+    // Boxed: the send future (the larger of the pool's and the client's) is
+    // moved once instead of three times into the timeout and this future's
+    // state (callgrind: 50.8k -> 50.3k instructions per W1 request).
+    let sent = tokio::time::timeout(
+        target.timeout,
+        Box::pin(async {
+            match via {
+                Via::Pool(pool) => match pool.send(outbound).await {
+                    Ok((res, connection)) => {
+                        exchange.ran_on(connection);
+                        Ok(res)
+                    }
+                    Err(e) => Err(SendFailed::Pool(e)),
+                },
+                Via::Client(client) => client.request(outbound).await.map_err(SendFailed::Client),
+            }
+        }),
+    )
     .await;
     // The innermost error's text, for the log (connect, TLS, DNS and tunnel
     // errors name hosts and reasons, never header values).
