@@ -15,12 +15,7 @@ scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind callgrind_
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || scripts/install-deps.sh __lua__:libnginx-mod-http-lua
 if [ $# -eq 0 ]; then cargo build --release --locked -q; set -- target/release/lgtm-proxy; fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+. benches/load/common.sh
 
 UP=$(port)
 upstream_conf "$work" "$UP"

@@ -20,12 +20,7 @@ scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind openssl:op
 bin=${1:-}
 if [ -z "$bin" ]; then cargo build --release --locked -q; bin=target/release/lgtm-proxy; fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 300); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+. benches/load/common.sh
 
 UP=$(port)
 upstream_conf "$work" "$UP"
@@ -119,5 +114,5 @@ PY
 [ -s "$work/link-order.txt" ] || { echo "callgrind saw no function of $bin" >&2; exit 1; }
 mv "$work/link-order.txt" benches/load/link-order.txt
 listed=$(wc -l < benches/load/link-order.txt)
-have=$(nm "$bin" | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
+have=$(layout_found "$bin")
 echo "benches/load/link-order.txt: $listed functions, $have of them in $bin"

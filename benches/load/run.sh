@@ -22,11 +22,7 @@ cargo build --release --locked -q
 fastify=0
 if command -v npm >/dev/null && (cd benches/load/fastify && npm install --silent --no-audit --no-fund >/dev/null 2>&1); then fastify=1; fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/load/common.sh
 wait_port() { for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
 USER_ID=2668285; TOKEN=glc_bench_token
 BASIC="Basic $(printf '%s:%s' "$USER_ID" "$TOKEN" | base64 -w0)"
@@ -154,7 +150,7 @@ out=${LGTM_BENCH_OUT:-"benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"}
 listed=0; laid=0
 if [ -s benches/load/link-order.txt ] && command -v nm >/dev/null; then
   listed=$(wc -l < benches/load/link-order.txt)
-  laid=$(nm target/release/lgtm-proxy | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l)
+  laid=$(layout_found target/release/lgtm-proxy)
 fi
 {
   echo "# Load bench $(date +%F) ($( [ $quick = 1 ] && echo quick || echo full ): wrk ${dur}, 64 connections; ${big_mb} MiB streams)"
