@@ -1,8 +1,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use bytes::Bytes;
+use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 
 use super::*;
@@ -98,6 +101,125 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(accepted.load(SeqCst), 2);
 }
 
+/// A raw upstream that answers one request per connection with a 2-byte
+/// `ok` (keep-alive, as far as the client can tell), reads the request body
+/// whole after answering, closes once `close` gives it a permit, and
+/// reports how many body bytes it got.
+async fn answer_then_close(
+    close: Arc<tokio::sync::Semaphore>,
+) -> (
+    Authority,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::Receiver<usize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let (done, done_rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, SeqCst);
+            let done = done.clone();
+            let close = close.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "closed before a request head");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let mut got = buf.len() - head_end;
+                while got < length {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the request body was cut at {got} of {length}");
+                    got += n;
+                }
+                close.acquire().await.unwrap().forget();
+                drop(s);
+                let _ = done.send(got).await;
+            });
+        }
+    });
+    (authority, accepted, done_rx)
+}
+
+#[tokio::test]
+async fn a_request_on_a_connection_the_upstream_closed_while_idle_goes_on_a_new_one() {
+    let close = Arc::new(tokio::sync::Semaphore::new(0));
+    let (authority, accepted, mut closed) = answer_then_close(close.clone()).await;
+    let pool = pool(&authority, Duration::from_secs(90));
+    let (res, lent) = pool.send(get("/a")).await.unwrap();
+    assert_eq!(body(res).await, "ok");
+    lent.give_back();
+    assert_eq!(pool.idle_count(), 1, "the answer looked keep-alive");
+    close.add_permits(2);
+    assert_eq!(closed.recv().await, Some(0));
+    // The pooled connection is closed by now; the request is never
+    // written on it, so it goes on a new connection instead of failing.
+    let (res, _) = pool.send(get("/b")).await.unwrap();
+    assert_eq!(body(res).await, "ok");
+    assert_eq!(accepted.load(SeqCst), 2);
+}
+
+/// A request body fed chunk by chunk from a channel.
+struct Chunks(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_still_streaming_when_the_answer_ends_is_still_sent_whole() {
+    let close = Arc::new(tokio::sync::Semaphore::new(1));
+    let (authority, _, mut received) = answer_then_close(close).await;
+    let pool: Arc<H1Pool<Chunks>> = Arc::new(H1Pool::new(
+        HttpConnector::new(),
+        &authority,
+        Duration::from_secs(90),
+    ));
+    let (chunks, rx) = tokio::sync::mpsc::channel(1);
+    let req = Request::post("/push")
+        .header("content-length", "300000")
+        .body(Chunks(rx))
+        .unwrap();
+    chunks.send(Bytes::from(vec![b'x'; 100_000])).await.unwrap();
+    // The upstream answers before the body is all there; the client reads
+    // the answer whole, and the exchange lets go of the connection (it
+    // gives back only one whose bodies both completed).
+    let (res, lent) = pool.send(req).await.unwrap();
+    assert_eq!(body(res).await, "ok");
+    drop(lent);
+    assert_eq!(pool.idle_count(), 0);
+    // The rest of the body still reaches the upstream.
+    for _ in 0..2 {
+        chunks.send(Bytes::from(vec![b'y'; 100_000])).await.unwrap();
+    }
+    drop(chunks);
+    assert_eq!(received.recv().await, Some(300_000));
+}
+
 #[tokio::test]
 async fn a_closed_port_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -110,4 +232,42 @@ async fn a_closed_port_is_a_connect_error() {
         panic!("a closed port answered")
     };
     assert!(err.is_connect(), "{err}");
+}
+#[tokio::test]
+async fn chunked_answers_keep_their_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                    }
+                    s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let pool = pool(&authority, Duration::from_secs(90));
+    for _ in 0..50 {
+        let (res, lent) = pool.send(get("/")).await.unwrap();
+        assert_eq!(body(res).await, "hello");
+        lent.give_back();
+        // The connection's task finishes the exchange on its next turn.
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(accepted.load(SeqCst), 1);
 }
