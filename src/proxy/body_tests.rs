@@ -8,24 +8,12 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::proxy::test_bodies::ChannelBody as Fed;
 use crate::proxy::Target;
 
 /// A body fed by a producer task through a one-slot channel: like hyper's
 /// connection task, it hands over the next frame (or the end, by dropping
 /// the sender) only once the previous one was taken.
-struct Fed(mpsc::Receiver<Bytes>);
-
-impl HttpBody for Fed {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
-
 fn metered(target: Arc<Target>, delay: Duration, chunks: &'static [&'static str]) -> Metered<Fed> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {

@@ -11,6 +11,8 @@ pub mod own_api;
 mod pool;
 mod request_id;
 mod target;
+#[cfg(test)]
+mod test_bodies;
 mod upgrade;
 
 pub use body::{Body, Metered};

@@ -1,17 +1,23 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+use std::future::Future;
+
 use bytes::Bytes;
-use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::proxy::test_bodies::ChannelBody;
 
-/// A keep-alive upstream on 127.0.0.1:0 answering `ok`; counts connections.
-async fn upstream() -> (Authority, Arc<AtomicUsize>) {
+/// An upstream on 127.0.0.1:0 that runs `serve` on each connection it
+/// accepts, in a task of its own; counts connections.
+async fn accept_each<F, Fut>(serve: F) -> (Authority, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -19,21 +25,43 @@ async fn upstream() -> (Authority, Arc<AtomicUsize>) {
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             count.fetch_add(1, SeqCst);
-            tokio::spawn(async move {
-                let svc = service_fn(|req: Request<Incoming>| async move {
-                    let host = req.headers()[HOST].to_str().unwrap().to_string();
-                    let target = req.uri().to_string();
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                        format!("{host} {target}"),
-                    ))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                    .await;
-            });
+            tokio::spawn(serve(s));
         }
     });
     (authority, accepted)
+}
+
+/// Reads into `buf` until it holds a whole request head; where the head
+/// ends, or `None` if the client closed first.
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let n = s.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A keep-alive upstream answering with the Host and target it got.
+async fn upstream() -> (Authority, Arc<AtomicUsize>) {
+    accept_each(|s| async move {
+        let svc = service_fn(|req: Request<Incoming>| async move {
+            let host = req.headers()[HOST].to_str().unwrap().to_string();
+            let target = req.uri().to_string();
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "{host} {target}"
+            )))))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+            .await;
+    })
+    .await
 }
 
 fn pool(authority: &Authority, idle: Duration) -> Arc<H1Pool<Full<Bytes>>> {
@@ -112,48 +140,35 @@ async fn answer_then_close(
     Arc<AtomicUsize>,
     tokio::sync::mpsc::Receiver<usize>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
     let (done, done_rx) = tokio::sync::mpsc::channel(8);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, SeqCst);
-            let done = done.clone();
-            let close = close.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    let n = s.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "closed before a request head");
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
-                let mut got = buf.len() - head_end;
-                while got < length {
-                    let n = s.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the request body was cut at {got} of {length}");
-                    got += n;
-                }
-                close.acquire().await.unwrap().forget();
-                drop(s);
-                let _ = done.send(got).await;
-            });
+    let (authority, accepted) = accept_each(move |mut s| {
+        let (done, close) = (done.clone(), close.clone());
+        async move {
+            let mut buf = Vec::new();
+            let head_end = read_head(&mut s, &mut buf)
+                .await
+                .expect("closed before a request head");
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            let mut got = buf.len() - head_end;
+            let mut chunk = [0u8; 4096];
+            while got < length {
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the request body was cut at {got} of {length}");
+                got += n;
+            }
+            close.acquire().await.unwrap().forget();
+            drop(s);
+            let _ = done.send(got).await;
         }
-    });
+    })
+    .await;
     (authority, accepted, done_rx)
 }
 
@@ -175,26 +190,11 @@ async fn a_request_on_a_connection_the_upstream_closed_while_idle_goes_on_a_new_
     assert_eq!(accepted.load(SeqCst), 2);
 }
 
-/// A request body fed chunk by chunk from a channel.
-struct Chunks(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c))))
-    }
-}
-
 #[tokio::test]
 async fn a_request_body_still_streaming_when_the_answer_ends_is_still_sent_whole() {
     let close = Arc::new(tokio::sync::Semaphore::new(1));
     let (authority, _, mut received) = answer_then_close(close).await;
-    let pool: Arc<H1Pool<Chunks>> = Arc::new(H1Pool::new(
+    let pool: Arc<H1Pool<ChannelBody>> = Arc::new(H1Pool::new(
         HttpConnector::new(),
         &authority,
         Duration::from_secs(90),
@@ -202,7 +202,7 @@ async fn a_request_body_still_streaming_when_the_answer_ends_is_still_sent_whole
     let (chunks, rx) = tokio::sync::mpsc::channel(1);
     let req = Request::post("/push")
         .header("content-length", "300000")
-        .body(Chunks(rx))
+        .body(ChannelBody(rx))
         .unwrap();
     chunks.send(Bytes::from(vec![b'x'; 100_000])).await.unwrap();
     // The upstream answers before the body is all there; the client reads
@@ -233,34 +233,21 @@ async fn a_closed_port_is_a_connect_error() {
     };
     assert!(err.is_connect(), "{err}");
 }
+
 #[tokio::test]
 async fn chunked_answers_keep_their_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                loop {
-                    let mut head = Vec::new();
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let n = s.read(&mut buf).await.unwrap();
-                        if n == 0 {
-                            return;
-                        }
-                        head.extend_from_slice(&buf[..n]);
-                    }
-                    s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-                        .await
-                        .unwrap();
-                }
-            });
+    let (authority, accepted) = accept_each(|mut s| async move {
+        let mut buf = Vec::new();
+        while let Some(head_end) = read_head(&mut s, &mut buf).await {
+            buf.drain(..head_end);
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
         }
-    });
+    })
+    .await;
     let pool = pool(&authority, Duration::from_secs(90));
     for _ in 0..50 {
         let (res, lent) = pool.send(get("/")).await.unwrap();
