@@ -37,8 +37,8 @@ echo "|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
   for bin in "$base" "$new"; do
     p=$(port)
-    LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=2668285 LGTM_TOKEN=glc_bench_token \
-      LGTM_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$bin" >/dev/null 2>&1 & pid=$!; pids+=($pid)
+    # shellcheck disable=SC2046 # lgtm_env's words are the assignments
+    env $(lgtm_env "$p" "$UP") taskset -c 0 "$bin" >/dev/null 2>&1 & pid=$!; pids+=($pid)
     wait_http "http://127.0.0.1:$p/health"
     url="http://127.0.0.1:$p$path"
     taskset -c 1 wrk -t1 -c64 -d1s -s "$script" "$url" >/dev/null

@@ -34,8 +34,8 @@ for bin in "$@"; do
   url="http://127.0.0.1:$p/prometheus/api/v1/query?query=up"
   for _ in $(seq 3200); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; done > "$work/urls"
   out="$work/$(basename "$bin").callgrind"
-  LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=2668285 LGTM_TOKEN=glc_bench_token \
-    LGTM_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
+  # shellcheck disable=SC2046 # lgtm_env's words are the assignments
+  env $(lgtm_env "$p" "$UP") valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
   wait_http "http://127.0.0.1:$p/health"
   auth=(-H 'Authorization: Bearer client-token')

@@ -53,9 +53,10 @@ wait_http "https://127.0.0.1:$TLS/"
 
 p=$(port)
 out="$work/order.callgrind"
-LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=2668285 LGTM_TOKEN=glc_bench_token \
+# shellcheck disable=SC2046 # lgtm_env's words are the assignments
+env $(lgtm_env "$p" "$UP") \
   LGTM_LOKI_URL=https://127.0.0.1:$TLS LGTM_LOKI_USER=1334 LGTM_LOKI_CA_FILE="$work/ca.pem" \
-  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+  valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
   --demangle=no --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
 wait_http "http://127.0.0.1:$p/health"
 auth=(-H 'Authorization: Bearer client-token')

@@ -24,7 +24,6 @@ if command -v npm >/dev/null && (cd benches/load/fastify && npm install --silent
 
 . benches/load/common.sh
 wait_port() { for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
-USER_ID=2668285; TOKEN=glc_bench_token
 BASIC="Basic $(printf '%s:%s' "$USER_ID" "$TOKEN" | base64 -w0)"
 truncate -s "${big_mb}M" "$work/big"
 # Read it once, so every peer's W3/W4 reads it from the page cache (the
@@ -94,8 +93,8 @@ start_fastify() {
 }
 start_lgtm() { # name binary
   local p; p=$(port)
-  LGTM_LISTEN=127.0.0.1:$p LGTM_PROMETHEUS_URL=http://127.0.0.1:$UP LGTM_PROMETHEUS_USER=$USER_ID LGTM_TOKEN=$TOKEN \
-  LGTM_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$2" >/dev/null 2>&1 & PID[$1]=$!; PORT[$1]=$p; pids+=($!)
+  # shellcheck disable=SC2046 # lgtm_env's words are the assignments
+  env $(lgtm_env "$p" "$UP") taskset -c 0 "$2" >/dev/null 2>&1 & PID[$1]=$!; PORT[$1]=$p; pids+=($!)
 }
 
 tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done; }
