@@ -5,7 +5,7 @@
 # each hottest first: start-up, /health, /ready, /metrics, W1-shaped GETs
 # and W2-shaped 64 KiB pushes to a plain-HTTP upstream (nginx + Lua,
 # benches/load/upstream.sh), the 401 and 404 answers; then what GETs and
-# pushes to an https upstream (nginx, TLS with a CA of its own, ALPN h2)
+# pushes to the same upstream over https (a CA of its own, ALPN h2)
 # add.
 #   benches/load/link-order.sh [BINARY]
 # Run it again when Cargo.lock, the Rust toolchain or much of the request
@@ -22,32 +22,12 @@ if [ -z "$bin" ]; then cargo build --release --locked -q; bin=target/release/lgt
 
 . benches/load/common.sh
 
-UP=$(port)
-upstream_conf "$work" "$UP"
+# The upstream, plain HTTP on UP and https (a CA of its own, ALPN h2) on TLS.
+UP=$(port); TLS=$(port)
+tls_cert "$work"
+upstream_conf "$work" "$UP" "$TLS"
+chmod 755 "$work"
 nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
-
-# The https upstream: a CA of its own and a certificate for 127.0.0.1.
-TLS=$(port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
-  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-  -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$work/san.ext"
-openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-  -days 2 -extfile "$work/san.ext" -out "$work/tls.pem" 2>/dev/null
-cat > "$work/tls.conf" <<NGX
-worker_processes 1; daemon off; pid $work/tls.pid; error_log $work/tls.err;
-events { worker_connections 1024; }
-http {
-  access_log off; client_body_temp_path $work/tls-body; client_max_body_size 0;
-  server {
-    listen 127.0.0.1:$TLS ssl http2;
-    ssl_certificate $work/tls.pem; ssl_certificate_key $work/tls.key;
-    location / { return 200 '{"status":"success"}'; }
-  }
-}
-NGX
-nginx -c "$work/tls.conf" -p "$work" 2>/dev/null & pids+=($!)
 wait_http "http://127.0.0.1:$UP/"
 wait_http "https://127.0.0.1:$TLS/"
 
