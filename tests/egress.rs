@@ -45,6 +45,50 @@ async fn https_upstream_with_extra_ca_speaks_h2_by_alpn() {
     );
 }
 
+/// Ids unique to each request go to an h2 upstream never indexed; the
+/// values that repeat share the connection's HPACK table. Over one
+/// connection, 300 requests (more than the table holds ids) must each
+/// arrive with their own ids and the repeating headers intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_request_ids_reach_an_h2_upstream_intact_request_after_request() {
+    let (up, pem) = RecordingUpstream::start_tls(Behavior::Ok).await;
+    let ca = ca_file(&pem);
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &up.https_url()),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_LOKI_CA_FILE", ca.path().to_str().unwrap()),
+    ]);
+    let mut generated = std::collections::HashSet::new();
+    for i in 0..300u32 {
+        let mut req = http::Request::get(proxy.url("/loki/api/v1/labels"))
+            .header("user-agent", "grafana/11.3")
+            .header("x-grafana-org-id", "1");
+        let trace = format!("00-{i:032x}-{:016x}-01", i + 7);
+        if i % 2 == 0 {
+            req = req
+                .header("x-request-id", format!("client-{i}"))
+                .header("traceparent", &trace);
+        }
+        let (s, _, _) = send(req.body(full(&b""[..])).unwrap()).await;
+        assert_eq!(s, 200);
+        let rec = up.last();
+        assert_eq!(rec.version, http::Version::HTTP_2);
+        assert_eq!(rec.headers["user-agent"], "grafana/11.3", "request {i}");
+        assert_eq!(rec.headers["x-grafana-org-id"], "1", "request {i}");
+        assert_eq!(rec.headers["x-scope-orgid"], "1", "request {i}");
+        if i % 2 == 0 {
+            assert_eq!(rec.headers["x-request-id"], &format!("client-{i}")[..]);
+            assert_eq!(rec.headers["traceparent"], &trace[..]);
+        } else {
+            let id = rec.headers["x-request-id"].to_str().unwrap().to_string();
+            assert_eq!(id.len(), 20, "a generated id: {id}");
+            assert!(generated.insert(id), "request {i} repeated an id");
+            assert!(rec.headers.get("traceparent").is_none());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn untrusted_certificate_is_502_tls() {
     let (up, _pem) = RecordingUpstream::start_tls(Behavior::Ok).await;

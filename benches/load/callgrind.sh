@@ -12,10 +12,13 @@
 # counts under wrk with that many connections for 8 s instead (W1's
 # shape; under valgrind the proxy is the bottleneck, so events batch more
 # than at full speed, and the request count differs from run to run).
+#   LGTM_CALLGRIND_TLS=1 benches/load/callgrind.sh [BINARY...]
+# has the proxy forward to the same upstream over https (W5's shape:
+# a CA of its own, ALPN h2), in either mode.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/load/upstream.sh
-scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind callgrind_annotate:valgrind
+scripts/install-deps.sh nginx:nginx-light curl:curl valgrind:valgrind callgrind_annotate:valgrind openssl:openssl
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || scripts/install-deps.sh __lua__:libnginx-mod-http-lua
 if [ $# -eq 0 ]; then cargo build --release --locked -q; set -- target/release/lgtm-proxy; fi
 
@@ -24,10 +27,15 @@ if [ $# -eq 0 ]; then cargo build --release --locked -q; set -- target/release/l
 conns=${LGTM_CALLGRIND_CONNECTIONS:-1}
 [ "$conns" = 1 ] || scripts/install-deps.sh wrk:wrk
 
-UP=$(port)
-upstream_conf "$work" "$UP"
+UP=$(port); TLS=$(port)
+tls_cert "$work"
+upstream_conf "$work" "$UP" "$TLS"
+chmod 755 "$work"
 nginx -c "$work/up.conf" -p "$work" 2>/dev/null & pids+=($!)
 wait_http "http://127.0.0.1:$UP/"
+wait_http "https://127.0.0.1:$TLS/"
+upstream=(LGTM_PROMETHEUS_URL="http://127.0.0.1:$UP")
+[ "${LGTM_CALLGRIND_TLS:-0}" = 1 ] && upstream=(LGTM_PROMETHEUS_URL="https://127.0.0.1:$TLS" LGTM_PROMETHEUS_CA_FILE="$work/ca.pem")
 
 for bin in "$@"; do
   p=$(port)
@@ -35,7 +43,7 @@ for bin in "$@"; do
   for _ in $(seq 3200); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; done > "$work/urls"
   out="$work/$(basename "$bin").callgrind"
   # shellcheck disable=SC2046 # lgtm_env's words are the assignments
-  env $(lgtm_env "$p" "$UP") valgrind --tool=callgrind --instr-atstart=no \
+  env $(lgtm_env "$p" "$UP") "${upstream[@]}" valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
   wait_http "http://127.0.0.1:$p/health"
   auth=(-H 'Authorization: Bearer client-token')

@@ -16,6 +16,7 @@ pub static X_SCOPE_ORGID: HeaderName = HeaderName::from_static("x-scope-orgid");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -133,8 +134,19 @@ pub fn prepare_request(
         &X_FORWARDED_PROTO,
         &HeaderValue::from_static("http"),
     );
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    // Values unique to each request are marked sensitive: to an h2
+    // upstream that means HPACK "never indexed". Indexed, each new id would
+    // take a place in the connection's header table, push out the values
+    // that do repeat, and make every later lookup of that name compare
+    // against all the ids still there.
+    match headers.get_mut(&X_REQUEST_ID) {
+        Some(client_id) => client_id.set_sensitive(true),
+        None => {
+            headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        }
+    }
+    if let Some(trace) = headers.get_mut(&TRACEPARENT) {
+        trace.set_sensitive(true);
     }
 }
 

@@ -138,3 +138,32 @@ fn request_gets_injected_credentials_and_loses_the_clients() {
     assert_eq!(h["content-encoding"], "gzip");
     assert!(h[AUTHORIZATION].is_sensitive());
 }
+
+#[test]
+fn values_unique_to_each_request_are_never_indexed() {
+    let t = target();
+    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into());
+    let mut ours = HeaderValue::from_static("req-1");
+    ours.set_sensitive(true);
+    // The proxy's own id goes out as it was made.
+    let mut h = map(&[("user-agent", "alloy/1.4")]);
+    prepare_request(&mut h, &t, &peer.forwarded_for, &ours);
+    assert_eq!(h["x-request-id"], "req-1");
+    assert!(h["x-request-id"].is_sensitive());
+    // A client's own id and trace context are kept and marked too; the
+    // values that repeat from request to request are not.
+    let mut h = map(&[
+        ("x-request-id", "client-42"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("user-agent", "alloy/1.4"),
+    ]);
+    prepare_request(&mut h, &t, &peer.forwarded_for, &ours);
+    assert_eq!(h["x-request-id"], "client-42");
+    assert!(h["x-request-id"].is_sensitive());
+    assert!(h["traceparent"].is_sensitive());
+    assert!(!h["user-agent"].is_sensitive());
+    assert!(!h["x-forwarded-for"].is_sensitive());
+}

@@ -22,13 +22,17 @@ impl RequestIds {
         }
     }
 
+    /// The next id, marked sensitive: unique per request, so never worth a
+    /// place in an h2 connection's HPACK table (see `prepare_request`).
     pub fn next(&self) -> HeaderValue {
         let n = self.counter.fetch_add(1, Relaxed);
         // 8 hex digits of prefix, 12 of counter, without the formatter.
         let mut id = [0u8; 20];
         hex_into(&mut id[..8], u64::from(self.prefix));
         hex_into(&mut id[8..], n);
-        HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+        let mut v = HeaderValue::from_bytes(&id).expect("hex is a valid header value");
+        v.set_sensitive(true);
+        v
     }
 
     /// A client-sent id is kept if it is short, visible ASCII.
@@ -64,7 +68,8 @@ mod tests {
             counter: AtomicU64::new(0x0123_4567_89ab),
         };
         assert_eq!(ids.next(), "deadbeef0123456789ab");
-        assert_eq!(ids.next(), "deadbeef0123456789ac");
+        assert!(ids.next().is_sensitive(), "never indexed by HPACK");
+        assert_eq!(ids.next(), "deadbeef0123456789ad");
         let ids = RequestIds {
             prefix: 7,
             counter: AtomicU64::new(u64::MAX),
