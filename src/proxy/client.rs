@@ -1,7 +1,8 @@
 //! Outbound clients, built at config load and never per request: one per
 //! distinct transport need (extra CA, connect timeout), shared by every
-//! upstream that has the same need. rustls with webpki roots, ALPN
-//! h2/http1.1 for https, plain HTTP/1.1 for http, pooled keep-alive.
+//! upstream that has the same need, and one `UpstreamPool` per need and
+//! upstream. rustls with webpki roots, ALPN h2/http1.1 for https, plain
+//! HTTP/1.1 for http, pooled keep-alive.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use rustls::RootCertStore;
 
 use super::body::Metered;
 use super::egress::Egress;
-use super::pool::H1Pool;
+use super::pool::{Dialer, UpstreamPool};
 use crate::config::Upstream;
 
 /// An outbound client: rustls + egress proxy, pooled, for body type `B`.
@@ -61,17 +62,19 @@ pub struct Clients {
     pub http1: HttpClient,
     /// HTTP/2 with prior knowledge: gRPC to an `http://` upstream.
     pub h2c: HttpClient,
-    /// Plain `http://` upstreams that no egress proxy intercepts: their
-    /// own keep-alive pool (the rest of their requests but upgrades and
-    /// gRPC). `None` everywhere else, where `auto` serves.
-    pub h1_pool: Option<Arc<H1Pool>>,
+    /// The upstream's own pool, for every request but upgrades (and gRPC
+    /// to `http://`): `https://` upstreams, and `http://` upstreams that no
+    /// egress proxy intercepts. `None` for a plain-HTTP upstream behind an
+    /// egress proxy (absolute-form targets), where `auto` serves.
+    pub pool: Option<Arc<UpstreamPool>>,
 }
 
 pub struct ClientSet {
     proxies: Arc<Matcher>,
     built: Vec<(TransportKey, Clients)>,
-    /// One pool per transport need and authority, kept across reloads.
-    pools: Vec<(TransportKey, Authority, Arc<H1Pool>)>,
+    /// One pool per transport need, scheme and authority, kept across
+    /// reloads.
+    pools: Vec<(TransportKey, Scheme, Authority, Arc<UpstreamPool>)>,
 }
 
 impl ClientSet {
@@ -98,42 +101,54 @@ impl ClientSet {
                     auto: build(ca, up.connect_timeout, &self.proxies, Protocol::Auto),
                     http1: build(ca, up.connect_timeout, &self.proxies, Protocol::Http1),
                     h2c: build(ca, up.connect_timeout, &self.proxies, Protocol::H2c),
-                    h1_pool: None,
+                    pool: None,
                 };
                 self.built.push((key.clone(), clients.clone()));
                 clients
             }
         };
-        clients.h1_pool = self.h1_pool_for(key, up);
+        clients.pool = self.pool_for(key, up);
         clients
     }
 
-    fn h1_pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<H1Pool>> {
-        if up.scheme != Scheme::HTTP {
-            return None;
+    fn pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<UpstreamPool>> {
+        if up.scheme == Scheme::HTTP {
+            let dst = Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(up.authority.clone())
+                .path_and_query("/")
+                .build()
+                .ok()?;
+            if self.proxies.intercept(&dst).is_some() {
+                return None;
+            }
         }
-        let dst = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(up.authority.clone())
-            .path_and_query("/")
-            .build()
-            .ok()?;
-        if self.proxies.intercept(&dst).is_some() {
-            return None;
-        }
-        if let Some((_, _, pool)) = self
+        if let Some((_, _, _, pool)) = self
             .pools
             .iter()
-            .find(|(k, a, _)| *k == key && *a == up.authority)
+            .find(|(k, s, a, _)| *k == key && *s == up.scheme && *a == up.authority)
         {
             return Some(pool.clone());
         }
-        let pool = Arc::new(H1Pool::new(
-            http_connector(up.connect_timeout),
+        let dialer = if up.scheme == Scheme::HTTP {
+            Dialer::Plain(http_connector(up.connect_timeout))
+        } else {
+            let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
+            Dialer::Tls(https_connector(
+                ca,
+                up.connect_timeout,
+                &self.proxies,
+                Protocol::Auto,
+            ))
+        };
+        let pool = Arc::new(UpstreamPool::new(
+            dialer,
+            up.scheme.clone(),
             &up.authority,
             POOL_IDLE_TIMEOUT,
         ));
-        self.pools.push((key, up.authority.clone(), pool.clone()));
+        self.pools
+            .push((key, up.scheme.clone(), up.authority.clone(), pool.clone()));
         Some(pool)
     }
 
@@ -141,11 +156,11 @@ impl ClientSet {
     /// changed); their idle connections close with them.
     pub fn prune_pools(&mut self) {
         self.pools
-            .retain(|(_, _, pool)| Arc::strong_count(pool) > 1);
+            .retain(|(_, _, _, pool)| Arc::strong_count(pool) > 1);
     }
 
-    /// How many plain-HTTP pools exist (one per transport need and
-    /// authority in use).
+    /// How many pools exist (one per transport need, scheme and authority
+    /// in use).
     pub fn pool_count(&self) -> usize {
         self.pools.len()
     }
@@ -167,7 +182,7 @@ impl Default for ClientSet {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Protocol {
+pub(super) enum Protocol {
     Auto,
     Http1,
     H2c,
@@ -203,6 +218,23 @@ fn build<B: OutBody>(
     proxies: &Arc<Matcher>,
     protocol: Protocol,
 ) -> OwnClient<B> {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http2_only(protocol == Protocol::H2c)
+        .build(https_connector(ca, connect_timeout, proxies, protocol))
+}
+
+/// rustls (webpki roots and the extra CA) over TCP or an egress tunnel,
+/// offering by ALPN what `protocol` allows; plain `http://` goes through
+/// as TCP.
+pub(super) fn https_connector(
+    ca: Option<&[CertificateDer<'static>]>,
+    connect_timeout: Duration,
+    proxies: &Arc<Matcher>,
+    protocol: Protocol,
+) -> HttpsConnector<Egress> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -225,7 +257,7 @@ fn build<B: OutBody>(
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();
-    let https = match protocol {
+    match protocol {
         Protocol::Http1 => builder
             .enable_http1()
             .wrap_connector(Egress::new(http, proxies.clone())),
@@ -236,13 +268,7 @@ fn build<B: OutBody>(
             .enable_http1()
             .enable_http2()
             .wrap_connector(Egress::new(http, proxies.clone())),
-    };
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .http2_only(protocol == Protocol::H2c)
-        .build(https)
+    }
 }
 
 #[cfg(test)]
@@ -264,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_upstreams_share_a_pool_per_authority_and_unused_pools_go() {
+    fn upstreams_share_a_pool_per_scheme_and_authority_and_unused_pools_go() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -280,21 +306,31 @@ mod tests {
         let b = set.client_for(&upstream("http://mimir.monitoring:8080/base"));
         let c = set.client_for(&upstream("http://other.monitoring:8080"));
         let https = set.client_for(&upstream("https://prometheus.grafana.net"));
+        let https_too = set.client_for(&upstream("https://prometheus.grafana.net/base"));
+        let https_port = set.client_for(&upstream("http://prometheus.grafana.net:443"));
         assert!(Arc::ptr_eq(
-            a.h1_pool.as_ref().unwrap(),
-            b.h1_pool.as_ref().unwrap()
+            a.pool.as_ref().unwrap(),
+            b.pool.as_ref().unwrap()
         ));
         assert!(!Arc::ptr_eq(
-            a.h1_pool.as_ref().unwrap(),
-            c.h1_pool.as_ref().unwrap()
+            a.pool.as_ref().unwrap(),
+            c.pool.as_ref().unwrap()
         ));
-        assert!(https.h1_pool.is_none(), "https keeps the ALPN client");
-        assert_eq!(set.pool_count(), 2);
+        assert!(Arc::ptr_eq(
+            https.pool.as_ref().unwrap(),
+            https_too.pool.as_ref().unwrap()
+        ));
+        // The same host and port by another scheme is another pool.
+        assert!(!Arc::ptr_eq(
+            https.pool.as_ref().unwrap(),
+            https_port.pool.as_ref().unwrap()
+        ));
+        assert_eq!(set.pool_count(), 4);
         // A reload that no longer has other.monitoring drops its pool.
         drop(c);
         set.prune_pools();
-        assert_eq!(set.pool_count(), 1);
-        drop((a, b));
+        assert_eq!(set.pool_count(), 3);
+        drop((a, b, https, https_too, https_port));
         set.prune_pools();
         assert_eq!(set.pool_count(), 0);
     }

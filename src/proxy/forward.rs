@@ -20,7 +20,7 @@ use super::body::{Body, Metered};
 use super::client::HttpClient;
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers::{self, X_REQUEST_ID};
-use super::pool::{H1Pool, SendError};
+use super::pool::{SendError, UpstreamPool};
 use super::request_id::RequestIds;
 use super::target::Target;
 use super::upgrade;
@@ -81,7 +81,7 @@ pub async fn forward(
     parts.extensions = Extensions::new();
     // The protocol toward the upstream is chosen here, never copied from
     // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
-    // rest take what ALPN gives (or the plain-HTTP pool).
+    // rest go on the upstream's pool (what ALPN gives for https).
     let via = if let Some((protocol, _)) = &upgrade {
         upgrade::restore(&mut parts.headers, protocol.clone());
         parts.version = Version::HTTP_11;
@@ -91,13 +91,14 @@ pub async fn forward(
         Via::Client(&target.clients.h2c)
     } else {
         parts.version = Version::HTTP_11;
-        match &target.clients.h1_pool {
+        match &target.clients.pool {
             Some(pool) => Via::Pool(pool),
             None => Via::Client(&target.clients.auto),
         }
     };
-    // The pool writes the target as it is (origin-form); the clients take
-    // an absolute URI and pick the connection by it.
+    // The pool takes the target in origin-form (it adds scheme and
+    // authority for h2); the clients take an absolute URI and pick the
+    // connection by it.
     let uri = match via {
         Via::Pool(_) => Uri::builder().path_and_query(path_and_query).build(),
         Via::Client(_) => Uri::builder()
@@ -135,7 +136,9 @@ pub async fn forward(
             match via {
                 Via::Pool(pool) => match pool.send(outbound).await {
                     Ok((res, connection)) => {
-                        exchange.ran_on(connection);
+                        if let Some(connection) = connection {
+                            exchange.ran_on(connection);
+                        }
                         Ok(res)
                     }
                     Err(e) => Err(SendFailed::Pool(e)),
@@ -201,11 +204,11 @@ pub async fn forward(
     }
 }
 
-/// Where a request goes: a hyper-util client, or the plain-HTTP pool.
+/// Where a request goes: a hyper-util client, or the upstream's pool.
 #[derive(Clone, Copy)]
 enum Via<'a> {
     Client(&'a HttpClient),
-    Pool(&'a Arc<H1Pool>),
+    Pool(&'a Arc<UpstreamPool>),
 }
 
 /// A failed send, from either path.

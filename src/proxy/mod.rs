@@ -20,6 +20,6 @@ pub use client::{own_client, ClientSet, Clients, HttpClient, OwnClient};
 pub use egress::Egress;
 pub use exchange::Exchange;
 pub use forward::{forward, root_cause, Routed};
-pub use pool::H1Pool;
+pub use pool::UpstreamPool;
 pub use request_id::RequestIds;
 pub use target::{basic_auth, Target};

@@ -1,15 +1,23 @@
-//! `H1Pool`: keep-alive HTTP/1.1 connections to one plain-`http://`
-//! upstream that no egress proxy intercepts, used straight through hyper's
-//! `client::conn::http1`. Built at config load, one per (transport need,
-//! authority), shared by every tenant's target on that authority and kept
-//! across reloads.
+//! `UpstreamPool`: pooled connections to one upstream, used straight
+//! through hyper's `client::conn` (no pool key hashing, no task per
+//! request). Built at config load, one per (transport need, scheme,
+//! authority), shared by every tenant's target on that upstream and kept
+//! across reloads. Plain `http://` upstreams get one when no egress proxy
+//! intercepts them; `https://` upstreams always (an egress proxy is a
+//! CONNECT tunnel under TLS).
 //!
-//! The request path takes the most recently used ready connection (a short
-//! vector behind an uncontended mutex, no key hashing), or connects. A
-//! connection goes back once its exchange is over: both bodies complete,
-//! from `Exchange`'s drop. A request the connection never wrote (it closed
-//! while idle, or was not ready) is sent again on another connection; a
-//! request that was written is never resent.
+//! - HTTP/1.1 (plain, or TLS where ALPN picks http/1.1): the request path
+//!   takes the most recently used ready connection (a short vector behind
+//!   an uncontended mutex), or connects. A connection goes back once its
+//!   exchange is over: both bodies complete, from `Exchange`'s drop.
+//! - h2 (TLS where ALPN picks h2): one shared connection carries every
+//!   request; once the pool has seen h2, concurrent requests that find no
+//!   live connection wait for one connect instead of each opening their
+//!   own.
+//!
+//! A request the connection never wrote (it closed while idle, or was not
+//! ready) is sent again on another connection; a request that was written
+//! is never resent.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -18,41 +26,75 @@ use http::header::HOST;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::client::conn::{http1, http2};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::ServiceExt as _;
 
 use super::body::Metered;
+use super::egress::Egress;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Idle connections kept per pool; more are closed when they come back.
+/// Idle HTTP/1.1 connections kept per pool; more are closed when they come
+/// back.
 const MAX_IDLE: usize = 512;
 
+/// How a pool reaches its upstream.
+pub enum Dialer {
+    /// TCP to a plain-HTTP upstream.
+    Plain(HttpConnector),
+    /// TLS (rustls, ALPN h2 and http/1.1) over TCP or an egress tunnel.
+    Tls(HttpsConnector<Egress>),
+}
+
 /// `B`: the request body type (every forwarded request has `Metered<Incoming>`).
-pub struct H1Pool<B = Metered<Incoming>> {
-    connector: HttpConnector,
-    /// `http://authority`, what the connector resolves and dials.
+pub struct UpstreamPool<B = Metered<Incoming>> {
+    dialer: Dialer,
+    /// `scheme://authority/`, what the dialer resolves and dials.
     dial: Uri,
-    /// The Host header every request on this pool carries.
+    scheme: Scheme,
+    authority: Authority,
+    /// The Host header every HTTP/1.1 request on this pool carries (h2
+    /// carries `:authority`).
     host: HeaderValue,
     idle_timeout: Duration,
-    /// Most recently returned last.
-    idle: Mutex<Vec<Idle<B>>>,
+    held: Mutex<Held<B>>,
+    /// Held while connecting once the upstream is known to speak h2.
+    h2_connecting: tokio::sync::Mutex<()>,
     /// The task closing connections idle past `idle_timeout` runs once any
     /// connection was made.
     reaper_started: std::sync::Once,
 }
 
-struct Idle<B> {
-    tx: http1::SendRequest<B>,
+struct Held<B> {
+    /// Idle HTTP/1.1 connections, most recently returned last.
+    idle: Vec<Idle<http1::SendRequest<B>>>,
+    /// The shared h2 connection, and when a request last took it.
+    h2: Option<Idle<http2::SendRequest<B>>>,
+    /// What ALPN picked on this pool's last new TLS connection: h2
+    /// (`Some(true)`), http/1.1, or not known yet.
+    alpn_h2: Option<bool>,
+}
+
+/// A connection and since when it has been idle.
+struct Idle<T> {
+    tx: T,
     since: Instant,
 }
 
-impl<B> Idle<B> {
-    /// Still open and idle for less than `idle_timeout`.
-    fn alive(&self, idle_timeout: Duration) -> bool {
-        !self.tx.is_closed() && self.since.elapsed() < idle_timeout
+impl<T> Idle<T> {
+    fn new(tx: T) -> Self {
+        Idle {
+            tx,
+            since: Instant::now(),
+        }
+    }
+
+    /// Idle for less than `idle_timeout` (open or not).
+    fn recent(&self, idle_timeout: Duration) -> bool {
+        self.since.elapsed() < idle_timeout
     }
 }
 
@@ -71,10 +113,10 @@ impl SendError {
     }
 }
 
-/// A connection lent to one exchange; `Exchange` gives it back.
+/// An HTTP/1.1 connection lent to one exchange; `Exchange` gives it back.
 pub struct Lent<B = Metered<Incoming>> {
     tx: http1::SendRequest<B>,
-    pool: Weak<H1Pool<B>>,
+    pool: Weak<UpstreamPool<B>>,
 }
 
 impl<B> Lent<B> {
@@ -87,54 +129,69 @@ impl<B> Lent<B> {
     }
 }
 
-impl<B> H1Pool<B>
+/// A connection to send on.
+enum Conn<B> {
+    H1(http1::SendRequest<B>),
+    H2(http2::SendRequest<B>),
+}
+
+/// The answer, and the HTTP/1.1 connection to give back once the exchange
+/// is over (`None` for h2: the connection stays shared).
+pub type Sent<B> = (Response<Incoming>, Option<Lent<B>>);
+
+impl<B> UpstreamPool<B>
 where
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    pub fn new(connector: HttpConnector, authority: &Authority, idle_timeout: Duration) -> Self {
-        let dial = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .expect("scheme and a parsed authority make a URI");
-        H1Pool {
-            connector,
-            dial,
-            host: HeaderValue::from_str(authority.as_str())
-                .expect("a parsed authority is a valid header value"),
-            idle_timeout,
-            idle: Mutex::new(Vec::new()),
-            reaper_started: std::sync::Once::new(),
-        }
-    }
-
-    /// Send `req` (origin-form target, headers ready but for Host) on an
-    /// idle connection or a new one. The `Lent` connection must go back
-    /// through `give_back` once the exchange is over, or be dropped.
-    pub async fn send(
-        self: &Arc<Self>,
-        mut req: Request<B>,
-    ) -> Result<(Response<Incoming>, Lent<B>), SendError> {
-        req.headers_mut().insert(HOST, self.host.clone());
-        while let Some(mut tx) = self.take() {
-            match tx.try_send_request(req).await {
-                Ok(res) => return Ok((res, self.lend(tx))),
-                Err(mut e) => match e.take_message() {
-                    // Never written: closed while idle, or not ready.
-                    Some(unsent) => req = unsent,
-                    None => return Err(SendError::Request(e.into_error())),
-                },
+    /// Send `req` (origin-form target, headers ready but for Host) on a
+    /// pooled connection or a new one. A returned `Lent` connection must go
+    /// back through `give_back` once the exchange is over, or be dropped.
+    pub async fn send(self: &Arc<Self>, mut req: Request<B>) -> Result<Sent<B>, SendError> {
+        loop {
+            let (conn, fresh) = match self.take() {
+                Some(conn) => (conn, false),
+                // Boxed: connecting is rare, and its futures (resolver, TCP,
+                // TLS, handshake) would otherwise make every request's
+                // future larger.
+                None => (Box::pin(self.connect()).await?, true),
+            };
+            // The request is sent from here, not from a helper's future,
+            // so it is moved once on the way (callgrind).
+            let failed = match conn {
+                Conn::H1(mut tx) => {
+                    req.headers_mut().insert(HOST, self.host.clone());
+                    match tx.try_send_request(req).await {
+                        Ok(res) => return Ok((res, Some(self.lend(tx)))),
+                        Err(e) => Attempt::from(e),
+                    }
+                }
+                Conn::H2(mut tx) => {
+                    // h2 takes the target as :scheme, :authority and :path.
+                    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+                    parts.scheme = Some(self.scheme.clone());
+                    parts.authority = Some(self.authority.clone());
+                    *req.uri_mut() =
+                        Uri::from_parts(parts).expect("scheme, authority and a path make a URI");
+                    match tx.try_send_request(req).await {
+                        Ok(res) => return Ok((res, None)),
+                        Err(e) => {
+                            let failed = Attempt::from(e);
+                            if matches!(failed, Attempt::Unsent(..)) {
+                                self.forget_h2(&tx);
+                            }
+                            failed
+                        }
+                    }
+                }
+            };
+            match failed {
+                // Never written: closed while idle, or not ready. A new
+                // connection that refuses it has failed.
+                Attempt::Unsent(unsent, _) if !fresh => req = unsent,
+                Attempt::Unsent(_, e) | Attempt::Failed(e) => return Err(SendError::Request(e)),
             }
-        }
-        // Boxed: connecting is rare, and its futures (resolver, TCP,
-        // handshake) would otherwise make every request's future larger.
-        let mut tx = Box::pin(self.connect()).await?;
-        match tx.send_request(req).await {
-            Ok(res) => Ok((res, self.lend(tx))),
-            Err(e) => Err(SendError::Request(e)),
         }
     }
 
@@ -145,30 +202,112 @@ where
         }
     }
 
-    /// The most recently used connection that is ready now; closed and
-    /// expired ones are dropped on the way.
-    fn take(&self) -> Option<http1::SendRequest<B>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+    /// The shared h2 connection if it is open, else the most recently used
+    /// HTTP/1.1 connection that is ready now; closed and expired ones are
+    /// dropped on the way.
+    fn take(&self) -> Option<Conn<B>> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = shared_h2(&mut held) {
+            return Some(Conn::H2(tx));
+        }
+        let idle = &mut held.idle;
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
             let entry = &idle[i];
-            if !entry.alive(self.idle_timeout) {
+            if entry.tx.is_closed() || !entry.recent(self.idle_timeout) {
                 idle.swap_remove(i);
             } else if entry.tx.is_ready() {
-                return Some(idle.remove(i).tx);
+                return Some(Conn::H1(idle.remove(i).tx));
             }
         }
         None
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<http1::SendRequest<B>, SendError> {
-        let io = self
-            .connector
-            .clone()
-            .oneshot(self.dial.clone())
-            .await
-            .map_err(|e| SendError::Connect(e.into()))?;
+    /// Drop the shared h2 connection if it is still `tx`'s: it refused a
+    /// request without writing it, so it is closing.
+    fn forget_h2(&self, tx: &http2::SendRequest<B>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held
+            .h2
+            .as_ref()
+            .is_some_and(|h2| h2.tx.is_closed() || tx.is_closed())
+        {
+            held.h2 = None;
+        }
+    }
+
+    async fn connect(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
+        // Unless the upstream is known to pick http/1.1, TLS connects go one
+        // at a time: when it picks h2, one connect serves every request
+        // waiting for it.
+        let may_be_h2 = matches!(self.dialer, Dialer::Tls(_))
+            && self
+                .held
+                .lock()
+                .map(|h| h.alpn_h2 != Some(false))
+                .unwrap_or(true);
+        let _gate = if may_be_h2 {
+            let gate = self.h2_connecting.lock().await;
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tx) = shared_h2(&mut held) {
+                return Ok(Conn::H2(tx));
+            }
+            // The connect this one waited for found http/1.1: connect in
+            // parallel from here on.
+            (held.alpn_h2 != Some(false)).then_some(gate)
+        } else {
+            None
+        };
+        let connect = |e: BoxError| SendError::Connect(e);
+        let conn = match &self.dialer {
+            Dialer::Plain(c) => {
+                let io = c
+                    .clone()
+                    .oneshot(self.dial.clone())
+                    .await
+                    .map_err(|e| connect(e.into()))?;
+                self.handshake_h1(io).await?
+            }
+            Dialer::Tls(c) => {
+                let io = c
+                    .clone()
+                    .oneshot(self.dial.clone())
+                    .await
+                    .map_err(connect)?;
+                if io.connected().is_negotiated_h2() {
+                    let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .handshake(io)
+                        .await
+                        .map_err(|e| connect(e.into()))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "upstream h2 connection ended with an error");
+                        }
+                    });
+                    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                    held.alpn_h2 = Some(true);
+                    held.h2 = Some(Idle::new(tx.clone()));
+                    Conn::H2(tx)
+                } else {
+                    if let Ok(mut held) = self.held.lock() {
+                        held.alpn_h2 = Some(false);
+                    }
+                    self.handshake_h1(io).await?
+                }
+            }
+        };
+        self.reaper_started.call_once(|| {
+            tokio::spawn(reap(Arc::downgrade(self), self.idle_timeout));
+        });
+        Ok(conn)
+    }
+
+    async fn handshake_h1<T>(&self, io: T) -> Result<Conn<B>, SendError>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let (tx, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -178,41 +317,114 @@ where
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        self.reaper_started.call_once(|| {
-            tokio::spawn(reap(Arc::downgrade(self), self.idle_timeout));
-        });
-        Ok(tx)
+        Ok(Conn::H1(tx))
     }
 
-    /// Idle connections held now.
+    /// Idle HTTP/1.1 connections held now.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|i| i.len()).unwrap_or(0)
+        self.held.lock().map(|h| h.idle.len()).unwrap_or(0)
+    }
+
+    /// Whether an open shared h2 connection is held now.
+    pub fn holds_h2(&self) -> bool {
+        self.held
+            .lock()
+            .map(|h| h.h2.as_ref().is_some_and(|h2| !h2.tx.is_closed()))
+            .unwrap_or(false)
     }
 }
 
-impl<B> H1Pool<B> {
+/// A clone of the shared h2 connection if it is open (marked as just
+/// used); a closed one is dropped.
+fn shared_h2<B>(held: &mut Held<B>) -> Option<http2::SendRequest<B>> {
+    let h2 = held.h2.as_mut()?;
+    if h2.tx.is_closed() {
+        held.h2 = None;
+        return None;
+    }
+    h2.since = Instant::now();
+    Some(h2.tx.clone())
+}
+
+/// How a try on a connection failed.
+// The request rides in the error so it can go on another connection
+// without a copy; boxing it would allocate on the retry path for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Attempt<B> {
+    /// The connection never wrote the request: it can go on another.
+    Unsent(Request<B>, hyper::Error),
+    /// It was written (or partly): never resent.
+    Failed(hyper::Error),
+}
+
+impl<B> From<hyper::client::conn::TrySendError<Request<B>>> for Attempt<B> {
+    fn from(mut e: hyper::client::conn::TrySendError<Request<B>>) -> Self {
+        match e.take_message() {
+            Some(unsent) => Attempt::Unsent(unsent, e.into_error()),
+            None => Attempt::Failed(e.into_error()),
+        }
+    }
+}
+
+impl<B> UpstreamPool<B> {
+    pub fn new(
+        dialer: Dialer,
+        scheme: Scheme,
+        authority: &Authority,
+        idle_timeout: Duration,
+    ) -> Self {
+        let dial = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("scheme and a parsed authority make a URI");
+        UpstreamPool {
+            dialer,
+            dial,
+            scheme,
+            authority: authority.clone(),
+            host: HeaderValue::from_str(authority.as_str())
+                .expect("a parsed authority is a valid header value"),
+            idle_timeout,
+            held: Mutex::new(Held {
+                idle: Vec::new(),
+                h2: None,
+                alpn_h2: None,
+            }),
+            h2_connecting: tokio::sync::Mutex::new(()),
+            reaper_started: std::sync::Once::new(),
+        }
+    }
+
     fn put(&self, tx: http1::SendRequest<B>) {
         if tx.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                tx,
-                since: Instant::now(),
-            });
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.idle.len() < MAX_IDLE {
+            held.idle.push(Idle::new(tx));
         }
     }
 }
 
-/// Closes connections idle for `idle_timeout`, until the pool is gone.
-async fn reap<B>(pool: Weak<H1Pool<B>>, idle_timeout: Duration) {
+/// Closes connections idle for `idle_timeout` (HTTP/1.1 connections not
+/// taken, an h2 connection no request took), until the pool is gone.
+async fn reap<B>(pool: Weak<UpstreamPool<B>>, idle_timeout: Duration) {
     let period = (idle_timeout / 2).max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|e| e.alive(idle_timeout));
+        let mut held = pool.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.idle
+            .retain(|e| !e.tx.is_closed() && e.recent(idle_timeout));
+        if held
+            .h2
+            .as_ref()
+            .is_some_and(|h2| h2.tx.is_closed() || !h2.recent(idle_timeout))
+        {
+            held.h2 = None;
+        }
     }
 }
 

@@ -64,8 +64,13 @@ async fn upstream() -> (Authority, Arc<AtomicUsize>) {
     .await
 }
 
-fn pool(authority: &Authority, idle: Duration) -> Arc<H1Pool<Full<Bytes>>> {
-    Arc::new(H1Pool::new(HttpConnector::new(), authority, idle))
+fn pool<B>(authority: &Authority, idle: Duration) -> Arc<UpstreamPool<B>> {
+    Arc::new(UpstreamPool::new(
+        Dialer::Plain(HttpConnector::new()),
+        Scheme::HTTP,
+        authority,
+        idle,
+    ))
 }
 
 fn get(path: &str) -> Request<Full<Bytes>> {
@@ -84,7 +89,7 @@ async fn a_given_back_connection_carries_the_next_request() {
         let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
         // The pool sets the upstream's Host; the target goes as given.
         assert_eq!(body(res).await, format!("{authority} /q?i={i}"));
-        lent.give_back();
+        lent.expect("HTTP/1.1 connections are lent").give_back();
         // The connection's task finishes the exchange on its next turn.
         tokio::task::yield_now().await;
     }
@@ -112,7 +117,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     let pool = pool(&authority, Duration::from_millis(200));
     let (res, lent) = pool.send(get("/")).await.unwrap();
     body(res).await;
-    lent.give_back();
+    lent.expect("HTTP/1.1 connections are lent").give_back();
     assert_eq!(pool.idle_count(), 1);
     // The reaper runs every 100 ms here; past 200 ms idle it is gone.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -179,7 +184,7 @@ async fn a_request_on_a_connection_the_upstream_closed_while_idle_goes_on_a_new_
     let pool = pool(&authority, Duration::from_secs(90));
     let (res, lent) = pool.send(get("/a")).await.unwrap();
     assert_eq!(body(res).await, "ok");
-    lent.give_back();
+    lent.expect("HTTP/1.1 connections are lent").give_back();
     assert_eq!(pool.idle_count(), 1, "the answer looked keep-alive");
     close.add_permits(2);
     assert_eq!(closed.recv().await, Some(0));
@@ -194,11 +199,7 @@ async fn a_request_on_a_connection_the_upstream_closed_while_idle_goes_on_a_new_
 async fn a_request_body_still_streaming_when_the_answer_ends_is_still_sent_whole() {
     let close = Arc::new(tokio::sync::Semaphore::new(1));
     let (authority, _, mut received) = answer_then_close(close).await;
-    let pool: Arc<H1Pool<ChannelBody>> = Arc::new(H1Pool::new(
-        HttpConnector::new(),
-        &authority,
-        Duration::from_secs(90),
-    ));
+    let pool: Arc<UpstreamPool<ChannelBody>> = pool(&authority, Duration::from_secs(90));
     let (chunks, rx) = tokio::sync::mpsc::channel(1);
     let req = Request::post("/push")
         .header("content-length", "300000")
@@ -252,9 +253,131 @@ async fn chunked_answers_keep_their_connection() {
     for _ in 0..50 {
         let (res, lent) = pool.send(get("/")).await.unwrap();
         assert_eq!(body(res).await, "hello");
-        lent.give_back();
+        lent.expect("HTTP/1.1 connections are lent").give_back();
         // The connection's task finishes the exchange on its next turn.
         tokio::task::yield_now().await;
     }
     assert_eq!(accepted.load(SeqCst), 1);
+}
+
+/// A TLS upstream on 127.0.0.1 offering `alpn` by ALPN (hyper's auto
+/// server, h2 or HTTP/1.1 as picked), answering with the version and
+/// target it got; each connection is served for at most `serve_for`.
+/// Returns its authority, how many connections it accepted, and a
+/// connector that trusts its certificate.
+async fn tls_upstream(
+    alpn: &[&[u8]],
+    serve_for: Duration,
+) -> (Authority, Arc<AtomicUsize>, Dialer) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = CertificateDer::from(ck.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], key)
+    .unwrap();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let (authority, accepted) = accept_each(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let svc = service_fn(|req: Request<Incoming>| async move {
+                let seen = format!("{:?} {}", req.version(), req.uri());
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen))))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let serve = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            let _ = tokio::time::timeout(serve_for, serve).await;
+        }
+    })
+    .await;
+    let proxies = Arc::new(hyper_util::client::proxy::matcher::Matcher::builder().build());
+    let connector = crate::proxy::client::https_connector(
+        Some(&[cert]),
+        Duration::from_secs(5),
+        &proxies,
+        crate::proxy::client::Protocol::Auto,
+    );
+    (authority, accepted, Dialer::Tls(connector))
+}
+
+fn tls_pool(authority: &Authority, dialer: Dialer) -> Arc<UpstreamPool<Full<Bytes>>> {
+    Arc::new(UpstreamPool::new(
+        dialer,
+        Scheme::HTTPS,
+        authority,
+        Duration::from_secs(90),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_upstream_carries_every_request_on_one_connection_from_a_cold_start() {
+    let (authority, accepted, dialer) =
+        tls_upstream(&[b"h2", b"http/1.1"], Duration::from_secs(60)).await;
+    let pool = tls_pool(&authority, dialer);
+    // Forty requests at once on a pool that has not connected yet: they
+    // wait for one connect, not one each.
+    let sends: Vec<_> = (0..40)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
+                assert!(lent.is_none(), "h2 connections are shared, not lent");
+                body(res).await
+            })
+        })
+        .collect();
+    for (i, send) in sends.into_iter().enumerate() {
+        assert_eq!(
+            send.await.unwrap(),
+            format!("HTTP/2.0 https://{authority}/q?i={i}")
+        );
+    }
+    assert_eq!(accepted.load(SeqCst), 1);
+    assert!(pool.holds_h2());
+    assert_eq!(pool.idle_count(), 0);
+}
+
+#[tokio::test]
+async fn an_h2_connection_the_upstream_dropped_is_replaced_without_a_failed_request() {
+    let (authority, accepted, dialer) = tls_upstream(&[b"h2"], Duration::from_millis(300)).await;
+    let pool = tls_pool(&authority, dialer);
+    let (res, _) = pool.send(get("/one")).await.unwrap();
+    assert_eq!(body(res).await, format!("HTTP/2.0 https://{authority}/one"));
+    // The upstream drops the connection (no GOAWAY); the pool notices.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.holds_h2() {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped connection still looks open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (res, _) = pool.send(get("/two")).await.unwrap();
+    assert_eq!(body(res).await, format!("HTTP/2.0 https://{authority}/two"));
+    assert_eq!(accepted.load(SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_tls_upstream_that_picks_http1_gets_pooled_http1_connections() {
+    let (authority, accepted, dialer) = tls_upstream(&[b"http/1.1"], Duration::from_secs(60)).await;
+    let pool = tls_pool(&authority, dialer);
+    for i in 0..20 {
+        let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
+        // Origin-form on HTTP/1.1, whatever the scheme.
+        assert_eq!(body(res).await, format!("HTTP/1.1 /q?i={i}"));
+        lent.expect("HTTP/1.1 connections are lent").give_back();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(accepted.load(SeqCst), 1);
+    assert!(!pool.holds_h2());
+    assert_eq!(pool.idle_count(), 1);
 }
