@@ -179,7 +179,7 @@ where
                         Err(e) => {
                             let failed = Attempt::from(e);
                             if matches!(failed, Attempt::Unsent(..)) {
-                                self.forget_h2(&tx);
+                                self.forget_h2();
                             }
                             failed
                         }
@@ -224,17 +224,12 @@ where
         None
     }
 
-    /// Drop the shared h2 connection if it is still `tx`'s: it refused a
-    /// request without writing it, so it is closing.
-    fn forget_h2(&self, tx: &http2::SendRequest<B>) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held
-            .h2
-            .as_ref()
-            .is_some_and(|h2| h2.tx.is_closed() || tx.is_closed())
-        {
-            held.h2 = None;
-        }
+    /// Let go of the shared h2 connection: one of its senders refused a
+    /// request without writing it, so it is closing. Unconditional, so a
+    /// retry can never meet the same connection again (if another request
+    /// had already replaced it, that costs one connect).
+    fn forget_h2(&self) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).h2 = None;
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
@@ -291,9 +286,7 @@ where
                     held.h2 = Some(Idle::new(tx.clone()));
                     Conn::H2(tx)
                 } else {
-                    if let Ok(mut held) = self.held.lock() {
-                        held.alpn_h2 = Some(false);
-                    }
+                    self.held.lock().unwrap_or_else(|p| p.into_inner()).alpn_h2 = Some(false);
                     self.handshake_h1(io).await?
                 }
             }
