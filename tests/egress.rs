@@ -16,16 +16,23 @@ fn ca_file(pem: &str) -> tempfile::NamedTempFile {
     f
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn https_upstream_with_extra_ca_speaks_h2_by_alpn() {
-    let (up, pem) = RecordingUpstream::start_tls(Behavior::Echo).await;
-    let ca = ca_file(&pem);
+/// The proxy with Loki at `up`'s https URL, trusting `pem` (the CA file is
+/// returned: it must outlive the proxy's start).
+fn loki_over_tls(up: &RecordingUpstream, pem: &str) -> (ProxyProc, tempfile::NamedTempFile) {
+    let ca = ca_file(pem);
     let proxy = ProxyProc::start(&[
         ("LGTM_LOKI_URL", &up.https_url()),
         ("LGTM_LOKI_USER", "1"),
         ("LGTM_TOKEN", "t"),
         ("LGTM_LOKI_CA_FILE", ca.path().to_str().unwrap()),
     ]);
+    (proxy, ca)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstream_with_extra_ca_speaks_h2_by_alpn() {
+    let (up, pem) = RecordingUpstream::start_tls(Behavior::Echo).await;
+    let (proxy, _ca) = loki_over_tls(&up, &pem);
     let req = http::Request::post(proxy.url("/loki/api/v1/push?x=%2F"))
         .body(full(&b"over tls"[..]))
         .unwrap();
@@ -52,13 +59,7 @@ async fn https_upstream_with_extra_ca_speaks_h2_by_alpn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn per_request_ids_reach_an_h2_upstream_intact_request_after_request() {
     let (up, pem) = RecordingUpstream::start_tls(Behavior::Ok).await;
-    let ca = ca_file(&pem);
-    let proxy = ProxyProc::start(&[
-        ("LGTM_LOKI_URL", &up.https_url()),
-        ("LGTM_LOKI_USER", "1"),
-        ("LGTM_TOKEN", "t"),
-        ("LGTM_LOKI_CA_FILE", ca.path().to_str().unwrap()),
-    ]);
+    let (proxy, _ca) = loki_over_tls(&up, &pem);
     let mut generated = std::collections::HashSet::new();
     for i in 0..300u32 {
         let mut req = http::Request::get(proxy.url("/loki/api/v1/labels"))
