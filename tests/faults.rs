@@ -1,5 +1,6 @@
-//! Upstream faults: a closed port is 502, silence past `timeout` is 504
-//! naming the setting, and an upstream dying mid-body aborts the client's
+//! Upstream faults: a closed port is 502, silence past `timeout` or a
+//! connection set-up (TCP, TLS) past `connect_timeout` is 504 naming the
+//! setting, and an upstream dying mid-body aborts the client's
 //! response instead of ending it as if complete. Never a hang.
 
 mod common;
@@ -90,6 +91,96 @@ async fn unroutable_connect_is_504_naming_connect_timeout() {
     assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
     assert_eq!(json(&b)["setting"], "connect_timeout");
     drop(listener);
+}
+
+/// An https upstream that accepts TCP and never answers the TLS
+/// handshake; counts the connections it accepted (and holds them open).
+async fn stalled_tls_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_tls_handshake_is_504_naming_connect_timeout() {
+    // The TCP connect succeeds at once; connect_timeout still bounds the
+    // whole set-up, so the request never waits for `timeout`.
+    let (url, _) = stalled_tls_upstream().await;
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &url),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_LOKI_CONNECT_TIMEOUT", "300ms"),
+        ("LGTM_LOKI_TIMEOUT", "60s"),
+    ]);
+    let started = Instant::now();
+    let (s, _, b) = get(&proxy.url("/loki/api/v1/labels")).await;
+    assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+    let v = json(&b);
+    assert_eq!(v["setting"], "connect_timeout");
+    assert_eq!(v["value"], "300ms");
+    // An upgrade goes through the HTTP/1.1-only client: bounded the same.
+    let upgrade = http::Request::get(proxy.url("/loki/api/v1/tail"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(empty())
+        .unwrap();
+    let (s, _, b) = send(upgrade).await;
+    assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json(&b)["setting"], "connect_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_waiting_for_a_failed_connect_share_its_failure() {
+    // 20 requests arrive together at a cold https upstream that stalls the
+    // handshake. One connect is tried; when it times out every request
+    // that waited for it answers 504 with it, instead of each trying its
+    // own connect in turn (the last one 20 connect_timeouts later).
+    let (url, accepted) = stalled_tls_upstream().await;
+    let proxy = ProxyProc::start(&[
+        ("LGTM_LOKI_URL", &url),
+        ("LGTM_LOKI_USER", "1"),
+        ("LGTM_TOKEN", "t"),
+        ("LGTM_LOKI_CONNECT_TIMEOUT", "1s"),
+        ("LGTM_LOKI_TIMEOUT", "60s"),
+    ]);
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let url = proxy.url(&format!("/loki/api/v1/labels?n={i}"));
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for r in requests {
+        let (s, _, b) = r.await.unwrap();
+        assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+        assert_eq!(json(&b)["setting"], "connect_timeout");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "each waiting request tried a connect of its own"
+    );
+    // The failure is not remembered past the requests that waited for it:
+    // the next request tries again.
+    let (s, _, _) = get(&proxy.url("/loki/api/v1/labels")).await;
+    assert_eq!(s, 504);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,12 +19,17 @@ use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
 use super::body::Metered;
+use super::connect_deadline::ConnectDeadline;
 use super::egress::Egress;
 use super::pool::{Dialer, UpstreamPool};
 use crate::config::Upstream;
 
+/// How every https (and egress-proxied) connection is made: rustls over TCP
+/// or an egress tunnel, the whole set-up within `connect_timeout`.
+pub type Connector = ConnectDeadline<HttpsConnector<Egress>>;
+
 /// An outbound client: rustls + egress proxy, pooled, for body type `B`.
-pub type OwnClient<B> = Client<HttpsConnector<Egress>, B>;
+pub type OwnClient<B> = Client<Connector, B>;
 pub type HttpClient = OwnClient<Metered<Incoming>>;
 
 /// A request body hyper-util's client can send.
@@ -227,14 +232,14 @@ fn build<B: OutBody>(
 }
 
 /// rustls (webpki roots and the extra CA) over TCP or an egress tunnel,
-/// offering by ALPN what `protocol` allows; plain `http://` goes through
-/// as TCP.
+/// offering by ALPN what `protocol` allows, all of it within
+/// `connect_timeout`; plain `http://` goes through as TCP.
 pub(super) fn https_connector(
     ca: Option<&[CertificateDer<'static>]>,
     connect_timeout: Duration,
     proxies: &Arc<Matcher>,
     protocol: Protocol,
-) -> HttpsConnector<Egress> {
+) -> Connector {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -257,18 +262,13 @@ pub(super) fn https_connector(
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();
-    match protocol {
-        Protocol::Http1 => builder
-            .enable_http1()
-            .wrap_connector(Egress::new(http, proxies.clone())),
-        Protocol::H2c => builder
-            .enable_http2()
-            .wrap_connector(Egress::new(http, proxies.clone())),
-        Protocol::Auto => builder
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(Egress::new(http, proxies.clone())),
-    }
+    let egress = Egress::new(http, proxies.clone());
+    let tls = match protocol {
+        Protocol::Http1 => builder.enable_http1().wrap_connector(egress),
+        Protocol::H2c => builder.enable_http2().wrap_connector(egress),
+        Protocol::Auto => builder.enable_http1().enable_http2().wrap_connector(egress),
+    };
+    ConnectDeadline::new(tls, connect_timeout)
 }
 
 #[cfg(test)]

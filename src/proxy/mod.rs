@@ -3,6 +3,7 @@
 
 mod body;
 mod client;
+mod connect_deadline;
 mod egress;
 mod exchange;
 mod forward;

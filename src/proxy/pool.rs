@@ -11,14 +11,15 @@
 //!   an uncontended mutex), or connects. A connection goes back once its
 //!   exchange is over: both bodies complete, from `Exchange`'s drop.
 //! - h2 (TLS where ALPN picks h2): one shared connection carries every
-//!   request; once the pool has seen h2, concurrent requests that find no
-//!   live connection wait for one connect instead of each opening their
-//!   own.
+//!   request; until the upstream is known to pick http/1.1, concurrent
+//!   requests that find no live connection wait for one connect instead
+//!   of each opening their own, and share its failure if it fails.
 //!
 //! A request the connection never wrote (it closed while idle, or was not
 //! ready) is sent again on another connection; a request that was written
 //! is never resent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,13 +28,12 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::ServiceExt as _;
 
 use super::body::Metered;
-use super::egress::Egress;
+use super::client::Connector;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -45,8 +45,9 @@ const MAX_IDLE: usize = 512;
 pub enum Dialer {
     /// TCP to a plain-HTTP upstream.
     Plain(HttpConnector),
-    /// TLS (rustls, ALPN h2 and http/1.1) over TCP or an egress tunnel.
-    Tls(HttpsConnector<Egress>),
+    /// TLS (rustls, ALPN h2 and http/1.1) over TCP or an egress tunnel,
+    /// set up within `connect_timeout`.
+    Tls(Connector),
 }
 
 /// `B`: the request body type (every forwarded request has `Metered<Incoming>`).
@@ -61,8 +62,12 @@ pub struct UpstreamPool<B = Metered<Incoming>> {
     host: HeaderValue,
     idle_timeout: Duration,
     held: Mutex<Held<B>>,
-    /// Held while connecting once the upstream is known to speak h2.
-    h2_connecting: tokio::sync::Mutex<()>,
+    /// Held while a TLS connect is in flight, unless the upstream is known
+    /// to pick http/1.1; holds the last such connect's failure.
+    h2_connecting: tokio::sync::Mutex<Option<SharedFailure>>,
+    /// How many gated connects have failed: a request that sees the count
+    /// move while it waited for the gate fails with the failure held there.
+    failed_connects: AtomicU64,
     /// The task closing connections idle past `idle_timeout` runs once any
     /// connection was made.
     reaper_started: std::sync::Once,
@@ -110,6 +115,24 @@ pub enum SendError {
 impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(_))
+    }
+}
+
+/// One failed connect's error, given to every request that waited for it;
+/// its source is the error itself, so the error mapping and the log see
+/// the same cause each time.
+#[derive(Debug, Clone)]
+pub struct SharedFailure(Arc<BoxError>);
+
+impl std::fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&**self.0)
     }
 }
 
@@ -206,7 +229,7 @@ where
     /// HTTP/1.1 connection that is ready now; closed and expired ones are
     /// dropped on the way.
     fn take(&self) -> Option<Conn<B>> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.lock_held();
         if let Some(tx) = shared_h2(&mut held) {
             return Some(Conn::H2(tx));
         }
@@ -229,31 +252,52 @@ where
     /// retry can never meet the same connection again (if another request
     /// had already replaced it, that costs one connect).
     fn forget_h2(&self) {
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).h2 = None;
+        self.lock_held().h2 = None;
     }
 
+    /// A new connection. Unless the upstream is known to pick http/1.1, TLS
+    /// connects go one at a time: when it picks h2, one connect serves
+    /// every request waiting for it, and when it fails, every request that
+    /// waited for it fails with its error (as Envoy fails a pool's pending
+    /// streams) instead of each trying again in turn, `connect_timeout`
+    /// after `connect_timeout`.
     async fn connect(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
-        // Unless the upstream is known to pick http/1.1, TLS connects go one
-        // at a time: when it picks h2, one connect serves every request
-        // waiting for it.
-        let may_be_h2 = matches!(self.dialer, Dialer::Tls(_))
-            && self
-                .held
-                .lock()
-                .map(|h| h.alpn_h2 != Some(false))
-                .unwrap_or(true);
-        let _gate = if may_be_h2 {
-            let gate = self.h2_connecting.lock().await;
-            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(tx) = shared_h2(&mut held) {
-                return Ok(Conn::H2(tx));
-            }
+        let known_h1 = || self.lock_held().alpn_h2 == Some(false);
+        if !matches!(self.dialer, Dialer::Tls(_)) || known_h1() {
+            return self.dial().await;
+        }
+        let failures_before = self.failed_connects.load(Ordering::Acquire);
+        let mut gate = self.h2_connecting.lock().await;
+        if let Some(tx) = shared_h2(&mut self.lock_held()) {
+            return Ok(Conn::H2(tx));
+        }
+        if known_h1() {
             // The connect this one waited for found http/1.1: connect in
             // parallel from here on.
-            (held.alpn_h2 != Some(false)).then_some(gate)
-        } else {
-            None
-        };
+            drop(gate);
+            return self.dial().await;
+        }
+        if self.failed_connects.load(Ordering::Acquire) != failures_before {
+            if let Some(failed) = gate.as_ref() {
+                return Err(SendError::Connect(Box::new(failed.clone())));
+            }
+        }
+        match self.dial().await {
+            Err(SendError::Connect(e)) => {
+                let failed = SharedFailure(Arc::new(e));
+                *gate = Some(failed.clone());
+                self.failed_connects.fetch_add(1, Ordering::Release);
+                Err(SendError::Connect(Box::new(failed)))
+            }
+            done => {
+                *gate = None;
+                done
+            }
+        }
+    }
+
+    /// Dial and handshake one connection.
+    async fn dial(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
         let connect = |e: BoxError| SendError::Connect(e);
         let conn = match &self.dialer {
             Dialer::Plain(c) => {
@@ -281,12 +325,12 @@ where
                             tracing::debug!(error = %e, "upstream h2 connection ended with an error");
                         }
                     });
-                    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut held = self.lock_held();
                     held.alpn_h2 = Some(true);
                     held.h2 = Some(Idle::new(tx.clone()));
                     Conn::H2(tx)
                 } else {
-                    self.held.lock().unwrap_or_else(|p| p.into_inner()).alpn_h2 = Some(false);
+                    self.lock_held().alpn_h2 = Some(false);
                     self.handshake_h1(io).await?
                 }
             }
@@ -385,16 +429,22 @@ impl<B> UpstreamPool<B> {
                 h2: None,
                 alpn_h2: None,
             }),
-            h2_connecting: tokio::sync::Mutex::new(()),
+            h2_connecting: tokio::sync::Mutex::new(None),
+            failed_connects: AtomicU64::new(0),
             reaper_started: std::sync::Once::new(),
         }
+    }
+
+    /// The held connections (a panic elsewhere never leaves them unusable).
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, Held<B>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn put(&self, tx: http1::SendRequest<B>) {
         if tx.is_closed() {
             return;
         }
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.lock_held();
         if held.idle.len() < MAX_IDLE {
             held.idle.push(Idle::new(tx));
         }
@@ -408,7 +458,7 @@ async fn reap<B>(pool: Weak<UpstreamPool<B>>, idle_timeout: Duration) {
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        let mut held = pool.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = pool.lock_held();
         held.idle
             .retain(|e| !e.tx.is_closed() && e.recent(idle_timeout));
         if held
