@@ -66,8 +66,9 @@ pub struct Exchange {
     answered_locally: AtomicU8,
     /// Concurrency slots (global, tenant), released when the exchange ends.
     _slots: [Option<InFlightGuard>; 2],
-    /// The pooled upstream connection this exchange ran on, given back
-    /// when it ends with both bodies complete.
+    /// What this exchange holds of its pooled upstream connection: an
+    /// HTTP/1.1 connection, given back when it ends with both bodies
+    /// complete, or a stream on a shared h2 one, let go when it ends.
     connection: OnceLock<Lent>,
 }
 

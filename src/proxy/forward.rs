@@ -136,9 +136,7 @@ pub async fn forward(
             match via {
                 Via::Pool(pool) => match pool.send(outbound).await {
                     Ok((res, connection)) => {
-                        if let Some(connection) = connection {
-                            exchange.ran_on(connection);
-                        }
+                        exchange.ran_on(connection);
                         Ok(res)
                     }
                     Err(e) => Err(SendFailed::Pool(e)),

@@ -10,8 +10,10 @@
 //!   takes the most recently used ready connection (a short vector behind
 //!   an uncontended mutex), or connects. A connection goes back once its
 //!   exchange is over: both bodies complete, from `Exchange`'s drop.
-//! - h2 (TLS where ALPN picks h2): one shared connection carries every
-//!   request; until the upstream is known to pick http/1.1, concurrent
+//! - h2 (TLS where ALPN picks h2): a shared connection carries every
+//!   request, up to `H2_STREAMS` open at once; past that the next request
+//!   opens another. Each exchange holds a stream (counted) until it is
+//!   over. Until the upstream is known to pick http/1.1, concurrent
 //!   requests that find no live connection wait for one connect instead
 //!   of each opening their own, and share its failure if it fails.
 //!
@@ -19,7 +21,7 @@
 //! ready) is sent again on another connection; a request that was written
 //! is never resent.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// back.
 const MAX_IDLE: usize = 512;
 
+/// Streams carried on one h2 connection before the next request opens
+/// another: RFC 9113 asks servers to allow at least 100 (nginx's default is
+/// 128). A server allowing fewer makes the requests past its limit queue on
+/// the connection, as they would with one connection.
+const H2_STREAMS: usize = 100;
+
 /// How a pool reaches its upstream.
 pub enum Dialer {
     /// TCP to a plain-HTTP upstream.
@@ -61,6 +69,8 @@ pub struct UpstreamPool<B = Metered<Incoming>> {
     /// carries `:authority`).
     host: HeaderValue,
     idle_timeout: Duration,
+    /// `H2_STREAMS` (lower in tests).
+    h2_streams: usize,
     held: Mutex<Held<B>>,
     /// Held while a TLS connect is in flight, unless the upstream is known
     /// to pick http/1.1; holds the last such connect's failure.
@@ -76,8 +86,10 @@ pub struct UpstreamPool<B = Metered<Incoming>> {
 struct Held<B> {
     /// Idle HTTP/1.1 connections, most recently returned last.
     idle: Vec<Idle<http1::SendRequest<B>>>,
-    /// The shared h2 connection, and when a request last took it.
-    h2: Option<Idle<http2::SendRequest<B>>>,
+    /// The shared h2 connections, each with when a request last took it
+    /// and its open streams; a new one is opened when every one carries
+    /// `h2_streams`.
+    h2: Vec<(Idle<http2::SendRequest<B>>, Arc<AtomicUsize>)>,
     /// What ALPN picked on this pool's last new TLS connection: h2
     /// (`Some(true)`), http/1.1, or not known yet.
     alpn_h2: Option<bool>,
@@ -136,31 +148,68 @@ impl std::error::Error for SharedFailure {
     }
 }
 
-/// An HTTP/1.1 connection lent to one exchange; `Exchange` gives it back.
-pub struct Lent<B = Metered<Incoming>> {
-    tx: http1::SendRequest<B>,
-    pool: Weak<UpstreamPool<B>>,
+/// One stream on a shared h2 connection, counted in the connection's open
+/// streams until it drops.
+struct Stream(Arc<AtomicUsize>);
+
+impl Stream {
+    fn on(open: &Arc<AtomicUsize>) -> Stream {
+        open.fetch_add(1, Ordering::Relaxed);
+        Stream(open.clone())
+    }
+
+    fn is_on(&self, open: &Arc<AtomicUsize>) -> bool {
+        Arc::ptr_eq(&self.0, open)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one exchange holds of its connection until it is over (`Exchange`
+/// gives it back): an HTTP/1.1 connection lent whole, or a stream on a
+/// shared h2 one.
+pub struct Lent<B = Metered<Incoming>>(Holds<B>);
+
+enum Holds<B> {
+    H1 {
+        tx: http1::SendRequest<B>,
+        pool: Weak<UpstreamPool<B>>,
+    },
+    /// Held, not read: dropping it lets the stream go.
+    H2(#[allow(dead_code)] Stream),
 }
 
 impl<B> Lent<B> {
-    /// The exchange is over and both bodies completed: the connection can
-    /// carry the next request.
+    /// The exchange is over and both bodies completed: an HTTP/1.1
+    /// connection can carry the next request. (Dropped without this, it
+    /// closes; an h2 stream is let go either way.)
     pub fn give_back(self) {
-        if let Some(pool) = self.pool.upgrade() {
-            pool.put(self.tx);
+        if let Holds::H1 { tx, pool } = self.0 {
+            if let Some(pool) = pool.upgrade() {
+                pool.put(tx);
+            }
         }
+    }
+
+    /// Whether this is a stream on a shared h2 connection.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.0, Holds::H2(_))
     }
 }
 
 /// A connection to send on.
 enum Conn<B> {
     H1(http1::SendRequest<B>),
-    H2(http2::SendRequest<B>),
+    H2(http2::SendRequest<B>, Stream),
 }
 
-/// The answer, and the HTTP/1.1 connection to give back once the exchange
-/// is over (`None` for h2: the connection stays shared).
-pub type Sent<B> = (Response<Incoming>, Option<Lent<B>>);
+/// The answer, and what of the connection to give back once the exchange
+/// is over.
+pub type Sent<B> = (Response<Incoming>, Lent<B>);
 
 impl<B> UpstreamPool<B>
 where
@@ -186,11 +235,11 @@ where
                 Conn::H1(mut tx) => {
                     req.headers_mut().insert(HOST, self.host.clone());
                     match tx.try_send_request(req).await {
-                        Ok(res) => return Ok((res, Some(self.lend(tx)))),
+                        Ok(res) => return Ok((res, self.lend(tx))),
                         Err(e) => Attempt::from(e),
                     }
                 }
-                Conn::H2(mut tx) => {
+                Conn::H2(mut tx, stream) => {
                     // h2 takes the target as :scheme, :authority and :path.
                     let mut parts = std::mem::take(req.uri_mut()).into_parts();
                     parts.scheme = Some(self.scheme.clone());
@@ -198,11 +247,11 @@ where
                     *req.uri_mut() =
                         Uri::from_parts(parts).expect("scheme, authority and a path make a URI");
                     match tx.try_send_request(req).await {
-                        Ok(res) => return Ok((res, None)),
+                        Ok(res) => return Ok((res, Lent(Holds::H2(stream)))),
                         Err(e) => {
                             let failed = Attempt::from(e);
                             if matches!(failed, Attempt::Unsent(..)) {
-                                self.forget_h2();
+                                self.forget_h2(&stream);
                             }
                             failed
                         }
@@ -219,10 +268,10 @@ where
     }
 
     fn lend(self: &Arc<Self>, tx: http1::SendRequest<B>) -> Lent<B> {
-        Lent {
+        Lent(Holds::H1 {
             tx,
             pool: Arc::downgrade(self),
-        }
+        })
     }
 
     /// The shared h2 connection if it is open, else the most recently used
@@ -230,8 +279,8 @@ where
     /// dropped on the way.
     fn take(&self) -> Option<Conn<B>> {
         let mut held = self.lock_held();
-        if let Some(tx) = shared_h2(&mut held) {
-            return Some(Conn::H2(tx));
+        if let Some((tx, stream)) = shared_h2(&mut held, self.h2_streams) {
+            return Some(Conn::H2(tx, stream));
         }
         let idle = &mut held.idle;
         let mut i = idle.len();
@@ -247,12 +296,11 @@ where
         None
     }
 
-    /// Let go of the shared h2 connection: one of its senders refused a
-    /// request without writing it, so it is closing. Unconditional, so a
-    /// retry can never meet the same connection again (if another request
-    /// had already replaced it, that costs one connect).
-    fn forget_h2(&self) {
-        self.lock_held().h2 = None;
+    /// Let go of the h2 connection `stream` is on: one of its senders
+    /// refused a request without writing it, so it is closing.
+    /// Unconditional, so a retry can never meet the same connection again.
+    fn forget_h2(&self, stream: &Stream) {
+        self.lock_held().h2.retain(|(_, open)| !stream.is_on(open));
     }
 
     /// A new connection. Unless the upstream is known to pick http/1.1, TLS
@@ -268,8 +316,8 @@ where
         }
         let failures_before = self.failed_connects.load(Ordering::Acquire);
         let mut gate = self.h2_connecting.lock().await;
-        if let Some(tx) = shared_h2(&mut self.lock_held()) {
-            return Ok(Conn::H2(tx));
+        if let Some((tx, stream)) = shared_h2(&mut self.lock_held(), self.h2_streams) {
+            return Ok(Conn::H2(tx, stream));
         }
         if known_h1() {
             // The connect this one waited for found http/1.1: connect in
@@ -325,10 +373,12 @@ where
                             tracing::debug!(error = %e, "upstream h2 connection ended with an error");
                         }
                     });
+                    let open = Arc::new(AtomicUsize::new(0));
+                    let stream = Stream::on(&open);
                     let mut held = self.lock_held();
                     held.alpn_h2 = Some(true);
-                    held.h2 = Some(Idle::new(tx.clone()));
-                    Conn::H2(tx)
+                    held.h2.push((Idle::new(tx.clone()), open));
+                    Conn::H2(tx, stream)
                 } else {
                     self.lock_held().alpn_h2 = Some(false);
                     self.handshake_h1(io).await?
@@ -362,25 +412,26 @@ where
         self.held.lock().map(|h| h.idle.len()).unwrap_or(0)
     }
 
-    /// Whether an open shared h2 connection is held now.
-    pub fn holds_h2(&self) -> bool {
+    /// How many open shared h2 connections are held now.
+    pub fn h2_count(&self) -> usize {
         self.held
             .lock()
-            .map(|h| h.h2.as_ref().is_some_and(|h2| !h2.tx.is_closed()))
-            .unwrap_or(false)
+            .map(|h| h.h2.iter().filter(|(h2, _)| !h2.tx.is_closed()).count())
+            .unwrap_or(0)
     }
 }
 
-/// A clone of the shared h2 connection if it is open (marked as just
-/// used); a closed one is dropped.
-fn shared_h2<B>(held: &mut Held<B>) -> Option<http2::SendRequest<B>> {
-    let h2 = held.h2.as_mut()?;
-    if h2.tx.is_closed() {
-        held.h2 = None;
-        return None;
-    }
+/// A clone of the first open shared h2 connection with fewer than
+/// `limit` streams open, and one more stream on it (marked as just used);
+/// closed ones are dropped.
+fn shared_h2<B>(held: &mut Held<B>, limit: usize) -> Option<(http2::SendRequest<B>, Stream)> {
+    held.h2.retain(|(h2, _)| !h2.tx.is_closed());
+    let (h2, open) = held
+        .h2
+        .iter_mut()
+        .find(|(_, open)| open.load(Ordering::Relaxed) < limit)?;
     h2.since = Instant::now();
-    Some(h2.tx.clone())
+    Some((h2.tx.clone(), Stream::on(open)))
 }
 
 /// How a try on a connection failed.
@@ -424,15 +475,23 @@ impl<B> UpstreamPool<B> {
             host: HeaderValue::from_str(authority.as_str())
                 .expect("a parsed authority is a valid header value"),
             idle_timeout,
+            h2_streams: H2_STREAMS,
             held: Mutex::new(Held {
                 idle: Vec::new(),
-                h2: None,
+                h2: Vec::new(),
                 alpn_h2: None,
             }),
             h2_connecting: tokio::sync::Mutex::new(None),
             failed_connects: AtomicU64::new(0),
             reaper_started: std::sync::Once::new(),
         }
+    }
+
+    /// Open another h2 connection once each carries `streams` streams.
+    #[cfg(test)]
+    fn with_h2_streams(mut self, streams: usize) -> Self {
+        self.h2_streams = streams;
+        self
     }
 
     /// The held connections (a panic elsewhere never leaves them unusable).
@@ -461,13 +520,9 @@ async fn reap<B>(pool: Weak<UpstreamPool<B>>, idle_timeout: Duration) {
         let mut held = pool.lock_held();
         held.idle
             .retain(|e| !e.tx.is_closed() && e.recent(idle_timeout));
-        if held
-            .h2
-            .as_ref()
-            .is_some_and(|h2| h2.tx.is_closed() || !h2.recent(idle_timeout))
-        {
-            held.h2 = None;
-        }
+        held.h2.retain(|(h2, streams)| {
+            !h2.tx.is_closed() && (h2.recent(idle_timeout) || streams.load(Ordering::Relaxed) > 0)
+        });
     }
 }
 

@@ -89,7 +89,8 @@ async fn a_given_back_connection_carries_the_next_request() {
         let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
         // The pool sets the upstream's Host; the target goes as given.
         assert_eq!(body(res).await, format!("{authority} /q?i={i}"));
-        lent.expect("HTTP/1.1 connections are lent").give_back();
+        assert!(!lent.is_h2());
+        lent.give_back();
         // The connection's task finishes the exchange on its next turn.
         tokio::task::yield_now().await;
     }
@@ -117,7 +118,8 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     let pool = pool(&authority, Duration::from_millis(200));
     let (res, lent) = pool.send(get("/")).await.unwrap();
     body(res).await;
-    lent.expect("HTTP/1.1 connections are lent").give_back();
+    assert!(!lent.is_h2());
+    lent.give_back();
     assert_eq!(pool.idle_count(), 1);
     // The reaper runs every 100 ms here; past 200 ms idle it is gone.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -184,7 +186,8 @@ async fn a_request_on_a_connection_the_upstream_closed_while_idle_goes_on_a_new_
     let pool = pool(&authority, Duration::from_secs(90));
     let (res, lent) = pool.send(get("/a")).await.unwrap();
     assert_eq!(body(res).await, "ok");
-    lent.expect("HTTP/1.1 connections are lent").give_back();
+    assert!(!lent.is_h2());
+    lent.give_back();
     assert_eq!(pool.idle_count(), 1, "the answer looked keep-alive");
     close.add_permits(2);
     assert_eq!(closed.recv().await, Some(0));
@@ -253,7 +256,8 @@ async fn chunked_answers_keep_their_connection() {
     for _ in 0..50 {
         let (res, lent) = pool.send(get("/")).await.unwrap();
         assert_eq!(body(res).await, "hello");
-        lent.expect("HTTP/1.1 connections are lent").give_back();
+        assert!(!lent.is_h2());
+        lent.give_back();
         // The connection's task finishes the exchange on its next turn.
         tokio::task::yield_now().await;
     }
@@ -268,6 +272,18 @@ async fn chunked_answers_keep_their_connection() {
 async fn tls_upstream(
     alpn: &[&[u8]],
     serve_for: Duration,
+) -> (Authority, Arc<AtomicUsize>, Dialer) {
+    tls_upstream_with(alpn, serve_for, None, None).await
+}
+
+/// `tls_upstream`, allowing at most `h2_streams` concurrent streams per h2
+/// connection, and holding each answer to a path under `/held` until
+/// `hold` lets all of them go together.
+async fn tls_upstream_with(
+    alpn: &[&[u8]],
+    serve_for: Duration,
+    h2_streams: Option<u32>,
+    hold: Option<Arc<tokio::sync::Barrier>>,
 ) -> (Authority, Arc<AtomicUsize>, Dialer) {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
@@ -284,16 +300,23 @@ async fn tls_upstream(
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let (authority, accepted) = accept_each(move |s| {
-        let acceptor = acceptor.clone();
+        let (acceptor, hold) = (acceptor.clone(), hold.clone());
         async move {
             let Ok(tls) = acceptor.accept(s).await else {
                 return;
             };
-            let svc = service_fn(|req: Request<Incoming>| async move {
-                let seen = format!("{:?} {}", req.version(), req.uri());
-                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen))))
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let hold = hold.clone();
+                async move {
+                    if let Some(hold) = hold.filter(|_| req.uri().path().starts_with("/held")) {
+                        hold.wait().await;
+                    }
+                    let seen = format!("{:?} {}", req.version(), req.uri());
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen))))
+                }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(h2_streams);
             let serve = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
             let _ = tokio::time::timeout(serve_for, serve).await;
         }
@@ -330,7 +353,7 @@ async fn an_h2_upstream_carries_every_request_on_one_connection_from_a_cold_star
             let pool = pool.clone();
             tokio::spawn(async move {
                 let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
-                assert!(lent.is_none(), "h2 connections are shared, not lent");
+                assert!(lent.is_h2(), "h2 connections are shared, not lent");
                 body(res).await
             })
         })
@@ -342,7 +365,7 @@ async fn an_h2_upstream_carries_every_request_on_one_connection_from_a_cold_star
         );
     }
     assert_eq!(accepted.load(SeqCst), 1);
-    assert!(pool.holds_h2());
+    assert_eq!(pool.h2_count(), 1);
     assert_eq!(pool.idle_count(), 0);
 }
 
@@ -354,7 +377,7 @@ async fn an_h2_connection_the_upstream_dropped_is_replaced_without_a_failed_requ
     assert_eq!(body(res).await, format!("HTTP/2.0 https://{authority}/one"));
     // The upstream drops the connection (no GOAWAY); the pool notices.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.holds_h2() {
+    while pool.h2_count() > 0 {
         assert!(
             Instant::now() < deadline,
             "the dropped connection still looks open"
@@ -374,10 +397,57 @@ async fn a_tls_upstream_that_picks_http1_gets_pooled_http1_connections() {
         let (res, lent) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
         // Origin-form on HTTP/1.1, whatever the scheme.
         assert_eq!(body(res).await, format!("HTTP/1.1 /q?i={i}"));
-        lent.expect("HTTP/1.1 connections are lent").give_back();
+        assert!(!lent.is_h2());
+        lent.give_back();
         tokio::task::yield_now().await;
     }
     assert_eq!(accepted.load(SeqCst), 1);
-    assert!(!pool.holds_h2());
+    assert_eq!(pool.h2_count(), 0);
     assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_an_h2_connections_stream_limit_open_another_connection() {
+    // The upstream allows 2 streams per connection and answers none of 6
+    // requests until all 6 are in flight: on one connection they would
+    // wait for each other for ever.
+    let hold = Arc::new(tokio::sync::Barrier::new(6));
+    let (authority, accepted, dialer) =
+        tls_upstream_with(&[b"h2"], Duration::from_secs(60), Some(2), Some(hold)).await;
+    let pool = Arc::new(
+        UpstreamPool::new(dialer, Scheme::HTTPS, &authority, Duration::from_secs(90))
+            .with_h2_streams(2),
+    );
+    let sends: Vec<_> = (0..6)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let (res, lent) = pool.send(get(&format!("/held?i={i}"))).await.unwrap();
+                assert!(lent.is_h2());
+                let seen = body(res).await;
+                // The stream is let go once its exchange is over.
+                drop(lent);
+                seen
+            })
+        })
+        .collect();
+    for (i, send) in sends.into_iter().enumerate() {
+        let seen = tokio::time::timeout(Duration::from_secs(20), send)
+            .await
+            .expect("requests past the stream limit waited on a full connection")
+            .unwrap();
+        assert_eq!(seen, format!("HTTP/2.0 https://{authority}/held?i={i}"));
+    }
+    assert_eq!(accepted.load(SeqCst), 3);
+    assert_eq!(pool.h2_count(), 3);
+    // With the streams let go, the next requests fit on the connections
+    // there are.
+    for i in 0..10 {
+        let (res, _) = pool.send(get(&format!("/q?i={i}"))).await.unwrap();
+        assert_eq!(
+            body(res).await,
+            format!("HTTP/2.0 https://{authority}/q?i={i}")
+        );
+    }
+    assert_eq!(accepted.load(SeqCst), 3);
 }
