@@ -15,6 +15,9 @@
 #   LGTM_CALLGRIND_TLS=1 benches/load/callgrind.sh [BINARY...]
 # has the proxy forward to the same upstream over https (W5's shape:
 # a CA of its own, ALPN h2), in either mode.
+#   LGTM_CALLGRIND_WORKLOAD=w2 benches/load/callgrind.sh [BINARY...]
+# sends W2's 64 KiB pushes (POST /api/prom/push) instead of the GETs, in
+# either mode.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/load/upstream.sh
@@ -37,25 +40,34 @@ wait_http "https://127.0.0.1:$TLS/"
 upstream=(LGTM_PROMETHEUS_URL="http://127.0.0.1:$UP")
 [ "${LGTM_CALLGRIND_TLS:-0}" = 1 ] && upstream=(LGTM_PROMETHEUS_URL="https://127.0.0.1:$TLS" LGTM_PROMETHEUS_CA_FILE="$work/ca.pem")
 
+path=/prometheus/api/v1/query?query=up script=benches/load/get.lua body=()
+case ${LGTM_CALLGRIND_WORKLOAD:-w1} in
+  w1) ;;
+  w2) path=/api/prom/push script=benches/load/post64k.lua
+      head -c 65536 /dev/zero | tr '\0' x > "$work/push"
+      body=(--data-binary "@$work/push" -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy') ;;
+  *) echo "LGTM_CALLGRIND_WORKLOAD is w1 or w2" >&2; exit 2 ;;
+esac
+
 for bin in "$@"; do
   p=$(port)
-  url="http://127.0.0.1:$p/prometheus/api/v1/query?query=up"
+  url="http://127.0.0.1:$p$path"
   for _ in $(seq 3200); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; done > "$work/urls"
   out="$work/$(basename "$bin").callgrind"
   # shellcheck disable=SC2046 # lgtm_env's words are the assignments
   env $(lgtm_env "$p" "$UP") "${upstream[@]}" valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
   wait_http "http://127.0.0.1:$p/health"
-  auth=(-H 'Authorization: Bearer client-token')
+  auth=(-H 'Authorization: Bearer client-token' "${body[@]}")
   if [ "$conns" = 1 ]; then
     head -400 "$work/urls" | curl -s "${auth[@]}" -K - >/dev/null          # 200 warm-up requests
     callgrind_control -i on "$vg" >/dev/null 2>&1
     codes=$(tail -n +401 "$work/urls" | curl -s "${auth[@]}" -K - -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')
     requests=3000
   else
-    wrk -t1 -c"$conns" -d3s -s benches/load/get.lua "$url" >/dev/null   # warm-up, pool filled
+    wrk -t1 -c"$conns" -d3s -s "$script" "$url" >/dev/null   # warm-up, pool filled
     callgrind_control -i on "$vg" >/dev/null 2>&1
-    res=$(wrk -t1 -c"$conns" -d8s -s benches/load/get.lua "$url")
+    res=$(wrk -t1 -c"$conns" -d8s -s "$script" "$url")
     requests=$(awk '/requests in/{print $1}' <<<"$res")
     # wrk reports answers other than 2xx/3xx; none is expected.
     codes=$(grep -c "Non-2xx" <<<"$res" || true)
