@@ -196,7 +196,8 @@ impl<B> Lent<B> {
     }
 
     /// Whether this is a stream on a shared h2 connection.
-    pub fn is_h2(&self) -> bool {
+    #[cfg(test)]
+    fn is_h2(&self) -> bool {
         matches!(self.0, Holds::H2(_))
     }
 }
@@ -408,12 +409,14 @@ where
     }
 
     /// Idle HTTP/1.1 connections held now.
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
         self.held.lock().map(|h| h.idle.len()).unwrap_or(0)
     }
 
     /// How many open shared h2 connections are held now.
-    pub fn h2_count(&self) -> usize {
+    #[cfg(test)]
+    fn h2_count(&self) -> usize {
         self.held
             .lock()
             .map(|h| h.h2.iter().filter(|(h2, _)| !h2.tx.is_closed()).count())
