@@ -1,8 +1,9 @@
 //! ARCHITECTURE.md's rule, checked: a change that moves a file or renames a
 //! function anchored there updates the document in the same commit. Every
 //! file its code-anchor table names exists, and every function, type or
-//! constant a row names is defined in that row's files; the routes section's
-//! anchors too; every `.rs` file the diagrams name exists under `src/`.
+//! constant a row names is defined in that row's files; the same for the
+//! routes section's anchors and the diagram labels (`pool.rs
+//! UpstreamPool::send()`); every `.rs` file the document names exists.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -165,27 +166,30 @@ fn the_routes_sections_anchors_exist() {
     );
 }
 
-/// Every `.rs` file under `dir`, as paths relative to the crate root.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).expect("src/ is readable").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path.strip_prefix(root()).unwrap_or(&path).to_path_buf());
+/// Every `.rs` file under `src/`, as `/`-separated paths from the crate root.
+fn src_files() -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("src/ is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path.strip_prefix(root()).unwrap_or(&path).to_path_buf());
+            }
         }
     }
+    let mut files = Vec::new();
+    walk(&root().join("src"), &mut files);
+    files
+        .iter()
+        .map(|f| f.to_string_lossy().replace('\\', "/"))
+        .collect()
 }
 
 #[test]
 fn every_rust_file_the_document_names_exists() {
     let doc = architecture();
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
-    let names: Vec<String> = files
-        .iter()
-        .map(|f| f.to_string_lossy().replace('\\', "/"))
-        .collect();
+    let names = src_files();
     let mut missing = Vec::new();
     let mut named = 0;
     for word in doc.split(|c: char| !(c.is_ascii_alphanumeric() || "_./".contains(c))) {
@@ -223,8 +227,7 @@ fn every_rust_file_the_document_names_exists() {
 #[test]
 fn the_diagrams_items_exist_in_their_files() {
     let doc = architecture();
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    let files = src_files();
     let mut problems = Vec::new();
     let mut labels = 0;
     // Diagram labels name a file, then what it holds: `pool.rs UpstreamPool::send()<br/>...`.
@@ -240,9 +243,8 @@ fn the_diagrams_items_exist_in_their_files() {
         // The files of that name (a bare name may be in several directories).
         let sources: Vec<(String, String)> = files
             .iter()
-            .map(|f| f.to_string_lossy().replace('\\', "/"))
             .filter(|f| f.ends_with(&format!("/{file}")))
-            .filter_map(|f| read(&f).ok().map(|src| (f, src)))
+            .filter_map(|f| read(f).ok().map(|src| (f.clone(), src)))
             .collect();
         if sources.is_empty() {
             problems.push(format!("{file}: no such file under src/"));
