@@ -58,11 +58,11 @@ for bin in "$@"; do
   env $(lgtm_env "$p" "$UP") "${upstream[@]}" valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$out" "$bin" >/dev/null 2>"$work/valgrind.err" & vg=$!; pids+=($vg)
   wait_http "http://127.0.0.1:$p/health"
-  auth=(-H 'Authorization: Bearer client-token' "${body[@]}")
+  curl_args=(-H 'Authorization: Bearer client-token' "${body[@]}")
   if [ "$conns" = 1 ]; then
-    head -400 "$work/urls" | curl -s "${auth[@]}" -K - >/dev/null          # 200 warm-up requests
+    head -400 "$work/urls" | curl -s "${curl_args[@]}" -K - >/dev/null          # 200 warm-up requests
     callgrind_control -i on "$vg" >/dev/null 2>&1
-    codes=$(tail -n +401 "$work/urls" | curl -s "${auth[@]}" -K - -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')
+    codes=$(tail -n +401 "$work/urls" | curl -s "${curl_args[@]}" -K - -w '%{http_code}\n' | sort | uniq -c | tr -s ' ')
     requests=3000
   else
     wrk -t1 -c"$conns" -d3s -s "$script" "$url" >/dev/null   # warm-up, pool filled
