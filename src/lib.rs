@@ -12,6 +12,7 @@ pub mod alertmanager_config;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod preface;
 pub mod proxy;
 pub mod reload;
 pub mod remote_write;

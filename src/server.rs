@@ -1,5 +1,6 @@
 //! The listener: accept loop, hyper-util's auto builder (HTTP/1.1 and h2c on
-//! one port), the tower stack, and graceful shutdown. On SIGTERM/SIGINT
+//! one port) behind a bounded read of the first bytes, the tower stack, and
+//! graceful shutdown. On SIGTERM/SIGINT
 //! /ready turns 503 at once while the listener keeps serving for
 //! `shutdown_delay`; then it stops accepting and in-flight requests get
 //! `shutdown_grace` to finish.
@@ -24,6 +25,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::config::{subject_cn, Config};
+use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
 use crate::tenant::{InFlight, InFlightGuard};
 
@@ -126,6 +128,7 @@ async fn accept_until(
                     watcher: graceful.watcher(),
                     app: app.clone(),
                     peer,
+                    first_bytes_timeout: state.config.header_read_timeout,
                     _slot: conn_slot,
                 };
                 match tls {
@@ -177,6 +180,9 @@ struct Connection {
     watcher: hyper_util::server::graceful::Watcher,
     app: Arc<App>,
     peer: SocketAddr,
+    /// How long the client may take to send the bytes that tell HTTP/1.1
+    /// from h2 (`header_read_timeout`).
+    first_bytes_timeout: Duration,
     /// The connection's `max_connections` slot, freed when it closes.
     _slot: Option<InFlightGuard>,
 }
@@ -205,6 +211,18 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
+        let io = match tokio::time::timeout(self.first_bytes_timeout, read_preface(io)).await {
+            Ok(Ok(Some(io))) => io,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection failed before its first request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no request within header_read_timeout; closing");
+                return;
+            }
+        };
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service(self.app, peer, peer_cn))

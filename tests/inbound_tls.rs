@@ -17,6 +17,10 @@ fn write(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// The proxy's own handshake and connection errors go to its logs, which a
+/// test that times out prints.
+const DEBUG: &str = "info,lgtm_proxy=debug";
+
 fn basic(user: &str, token: &str) -> String {
     format!(
         "Basic {}",
@@ -58,27 +62,33 @@ token_file = "{tok}"
         url = up.url(),
         tok = write(&dir, "grafana-token", "grafana-token\n"),
     );
-    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[("LGTM_LOG", DEBUG)]);
     let url = |p: &str| format!("https://127.0.0.1:{}{p}", proxy.addr.port());
 
     // A certificate from the client CA with CN alloy.stage: tenant stage,
     // client alloy (write only).
     let c = https_client(&server_ca.pem(), Some(&alloy));
-    let res = c
-        .request(
-            Request::post(url("/api/prom/push"))
-                .body(full(&b"x"[..]))
-                .unwrap(),
+    let res = proxy
+        .within(
+            "alloy's push",
+            c.request(
+                Request::post(url("/api/prom/push"))
+                    .body(full(&b"x"[..]))
+                    .unwrap(),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(up.last().headers["authorization"], basic("111", "stage-up"));
-    let res = c
-        .request(
-            Request::get(url("/prometheus/api/v1/query"))
-                .body(empty())
-                .unwrap(),
+    let res = proxy
+        .within(
+            "alloy's query",
+            c.request(
+                Request::get(url("/prometheus/api/v1/query"))
+                    .body(empty())
+                    .unwrap(),
+            ),
         )
         .await
         .unwrap();
@@ -86,47 +96,62 @@ token_file = "{tok}"
 
     // No certificate and no token: 401. A token still works over TLS.
     let plain = https_client(&server_ca.pem(), None);
-    let res = plain
-        .request(
-            Request::get(url("/prometheus/api/v1/query"))
-                .body(empty())
-                .unwrap(),
+    let res = proxy
+        .within(
+            "a query without credentials",
+            plain.request(
+                Request::get(url("/prometheus/api/v1/query"))
+                    .body(empty())
+                    .unwrap(),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let res = plain
-        .request(
-            Request::get(url("/prometheus/api/v1/query"))
-                .header("authorization", "Bearer grafana-token")
-                .body(empty())
-                .unwrap(),
+    let res = proxy
+        .within(
+            "grafana's query by token",
+            plain.request(
+                Request::get(url("/prometheus/api/v1/query"))
+                    .header("authorization", "Bearer grafana-token")
+                    .body(empty())
+                    .unwrap(),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     // Own endpoints need nothing.
-    let res = plain
-        .request(Request::get(url("/ready")).body(empty()).unwrap())
+    let res = proxy
+        .within(
+            "/ready over TLS",
+            plain.request(Request::get(url("/ready")).body(empty()).unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
 
     // A certificate from another CA is refused at the handshake.
     let other = https_client(&server_ca.pem(), Some(&stranger));
-    assert!(other
-        .request(
-            Request::post(url("/api/prom/push"))
-                .body(full(&b"x"[..]))
-                .unwrap()
+    let refused = proxy
+        .within(
+            "a push with a certificate from another CA",
+            other.request(
+                Request::post(url("/api/prom/push"))
+                    .body(full(&b"x"[..]))
+                    .unwrap(),
+            ),
         )
-        .await
-        .is_err());
+        .await;
+    assert!(refused.is_err());
     // Plain HTTP to the TLS port gets no HTTP answer.
-    assert!(client()
-        .request(Request::get(proxy.url("/health")).body(empty()).unwrap())
-        .await
-        .is_err());
+    let refused = proxy
+        .within(
+            "plain HTTP to the TLS port",
+            client().request(Request::get(proxy.url("/health")).body(empty()).unwrap()),
+        )
+        .await;
+    assert!(refused.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -140,13 +165,17 @@ async fn a_rotated_server_certificate_is_served_without_restart() {
     let toml = format!(
         "watch_interval = \"200ms\"\n[tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n"
     );
-    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[("LGTM_LOG", DEBUG)]);
     let url = format!("https://127.0.0.1:{}/health", proxy.addr.port());
     let ok = |ca: String| {
         let url = url.clone();
+        let proxy = &proxy;
         async move {
-            https_client(&ca, None)
-                .request(Request::get(url).body(empty()).unwrap())
+            proxy
+                .within(
+                    "/health over TLS",
+                    https_client(&ca, None).request(Request::get(url).body(empty()).unwrap()),
+                )
                 .await
                 .is_ok()
         }
@@ -167,4 +196,52 @@ async fn a_rotated_server_certificate_is_served_without_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!ok(old_ca.pem()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_silent_after_the_handshake_is_closed_at_header_read_timeout() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let server = ca.issue("lgtm-proxy");
+    let toml = format!(
+        "header_read_timeout = \"300ms\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        write(&dir, "tls.crt", &server.cert_pem),
+        write(&dir, "tls.key", &server.key_pem),
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[("LGTM_LOG", DEBUG)]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut tls = proxy
+        .within(
+            "the TLS handshake",
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+                .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
+        )
+        .await
+        .unwrap();
+    // Handshake done, no request: the proxy closes the connection.
+    let mut buf = [0u8; 64];
+    let read = proxy
+        .within(
+            "a read from a silent TLS client's connection",
+            tls.read(&mut buf),
+        )
+        .await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(proxy.wait_for_log(
+        "no request within header_read_timeout",
+        Duration::from_secs(5)
+    ));
 }

@@ -1,8 +1,9 @@
 //! Timeouts that name their knob, body limits, and overload: idle bodies
 //! are cut at `idle_timeout`, `max_body_bytes` answers 413, `max_in_flight`
 //! and `max_connections` answer 503 with Retry-After at once and recover,
-//! a slowloris client is dropped at `header_read_timeout`, and 2,000 idle
-//! keep-alive connections are held.
+//! a slowloris client, a silent one and one stopping inside the h2 preface
+//! are dropped at `header_read_timeout`, and 2,000 idle keep-alive
+//! connections are held.
 
 mod common;
 
@@ -269,6 +270,44 @@ async fn a_slowloris_client_is_dropped_at_header_read_timeout() {
         up.requests().is_empty(),
         "the slow request reached the upstream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_or_half_preface_connection_is_closed_at_header_read_timeout() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(&up.url(), "", "header_read_timeout = \"300ms\"", ""),
+        &[],
+    );
+    // Nothing at all, and the start of an h2 preface: neither tells the
+    // version, and neither may hold the connection.
+    for first in [&b""[..], b"PRI * HTT"] {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.write_all(first).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "{:?}: the connection stayed open past header_read_timeout: {other:?}",
+                String::from_utf8_lossy(first)
+            ),
+        }
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+    // An h2 preface split across two writes within the timeout is served:
+    // the server's SETTINGS frame comes back.
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[3], 0x04, "the first frame is SETTINGS: {frame:?}");
+    assert!(up.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

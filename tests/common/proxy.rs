@@ -110,6 +110,19 @@ impl ProxyProc {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Await one exchange with the proxy, at most 20 s: a client or proxy
+    /// that never answers fails the test naming `what`, with the proxy's
+    /// logs, instead of holding the whole test run.
+    pub async fn within<F: std::future::Future>(&self, what: &str, exchange: F) -> F::Output {
+        match tokio::time::timeout(Duration::from_secs(20), exchange).await {
+            Ok(out) => out,
+            Err(_) => panic!(
+                "{what}: no outcome within 20 s; lgtm-proxy logs:\n{}",
+                self.logs()
+            ),
+        }
+    }
+
     /// Wait until the logs contain `needle` (they arrive asynchronously).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
