@@ -68,14 +68,9 @@ impl TestCa {
     }
 }
 
-/// An HTTPS client trusting `ca_pem`, optionally presenting a client cert.
-pub fn https_client(
-    ca_pem: &str,
-    client_cert: Option<&Issued>,
-) -> hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    super::TestBody,
-> {
+/// A TLS client config trusting `ca_pem`, optionally presenting a client
+/// cert; ALPN is left to the caller.
+pub fn client_config(ca_pem: &str, client_cert: Option<&Issued>) -> rustls::ClientConfig {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -87,7 +82,7 @@ pub fn https_client(
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots);
-    let cfg = match client_cert {
+    match client_cert {
         Some(c) => builder
             .with_client_auth_cert(
                 vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
@@ -95,9 +90,34 @@ pub fn https_client(
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
-    };
+    }
+}
+
+/// A bare TLS connection to 127.0.0.1 at `addr`, for checks below HTTP.
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client_cert: Option<&Issued>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem, client_cert)))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+}
+
+/// An HTTPS client trusting `ca_pem`, optionally presenting a client cert.
+pub fn https_client(
+    ca_pem: &str,
+    client_cert: Option<&Issued>,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    super::TestBody,
+> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(cfg)
+        .with_tls_config(client_config(ca_pem, client_cert))
         .https_only()
         .enable_http1()
         .enable_http2()
