@@ -1,9 +1,9 @@
 //! Timeouts that name their knob, body limits, and overload: idle bodies
 //! are cut at `idle_timeout`, `max_body_bytes` answers 413, `max_in_flight`
 //! and `max_connections` answer 503 with Retry-After at once and recover,
-//! a slowloris client, a silent one and one stopping inside the h2 preface
-//! are dropped at `header_read_timeout`, and 2,000 idle keep-alive
-//! connections are held.
+//! a slowloris client, a silent one, one stopping inside the h2 preface and
+//! an idle keep-alive one are dropped at `header_read_timeout`, and 2,000
+//! idle keep-alive connections are held (within it).
 
 mod common;
 
@@ -273,7 +273,7 @@ async fn a_slowloris_client_is_dropped_at_header_read_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_silent_or_half_preface_connection_is_closed_at_header_read_timeout() {
+async fn silent_half_preface_and_idle_connections_are_closed_at_header_read_timeout() {
     let up = RecordingUpstream::start(Behavior::Ok).await;
     let (proxy, _f) = ProxyProc::start_with_file(
         &upstream_toml(&up.url(), "", "header_read_timeout = \"300ms\"", ""),
@@ -297,6 +297,21 @@ async fn a_silent_or_half_preface_connection_is_closed_at_header_read_timeout() 
         }
         assert!(started.elapsed() < Duration::from_secs(4));
     }
+    // A keep-alive connection left idle after an answer goes the same way.
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let status = exchange(
+        &mut s,
+        b"GET /loki/api/v1/labels HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(s.read(&mut buf), Ok(0)),
+        "an idle keep-alive connection stayed open"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
     // An h2 preface split across two writes within the timeout is served:
     // the server's SETTINGS frame comes back.
     let mut s = TcpStream::connect(proxy.addr).unwrap();
@@ -307,7 +322,7 @@ async fn a_silent_or_half_preface_connection_is_closed_at_header_read_timeout() 
     let mut frame = [0u8; 9];
     s.read_exact(&mut frame).unwrap();
     assert_eq!(frame[3], 0x04, "the first frame is SETTINGS: {frame:?}");
-    assert!(up.requests().is_empty());
+    assert_eq!(up.requests().len(), 1, "only the keep-alive request");
 }
 
 #[tokio::test(flavor = "multi_thread")]
