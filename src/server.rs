@@ -122,7 +122,6 @@ async fn accept_until(
                 };
                 let state = app.current();
                 let tls = state.config.tls.as_ref().map(|t| t.config.clone());
-                let handshake_timeout = state.config.header_read_timeout;
                 let conn = Connection {
                     builder: builder.clone(),
                     watcher: graceful.watcher(),
@@ -138,8 +137,11 @@ async fn accept_until(
                     Some(tls) => {
                         tokio::spawn(async move {
                             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
+                            match tokio::time::timeout(
+                                conn.first_bytes_timeout,
+                                acceptor.accept(stream),
+                            )
+                            .await
                             {
                                 Ok(Ok(stream)) => {
                                     let cn = stream
@@ -180,8 +182,8 @@ struct Connection {
     watcher: hyper_util::server::graceful::Watcher,
     app: Arc<App>,
     peer: SocketAddr,
-    /// How long the client may take to send the bytes that tell HTTP/1.1
-    /// from h2 (`header_read_timeout`).
+    /// How long the client may take over its TLS handshake, and then over
+    /// the bytes that tell HTTP/1.1 from h2 (`header_read_timeout`).
     first_bytes_timeout: Duration,
     /// The connection's `max_connections` slot, freed when it closes.
     _slot: Option<InFlightGuard>,
