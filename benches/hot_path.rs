@@ -11,7 +11,7 @@ use lgtm_proxy::access::{classify, AccessSet};
 use lgtm_proxy::config::load_from;
 use lgtm_proxy::proxy::headers::{prepare_request, prepare_response, ClientAddr};
 use lgtm_proxy::proxy::{ClientSet, Target};
-use lgtm_proxy::routes::{check_target, RouteTable};
+use lgtm_proxy::routes::{canonical_target, RouteTable};
 use lgtm_proxy::telemetry::Metrics;
 use lgtm_proxy::tenant::{token_hash, ClientEntry, Resolver};
 
@@ -67,8 +67,8 @@ fn bench(c: &mut Criterion) {
     c.bench_function("query_get/check_route_rewrite", |b| {
         let mut out = String::with_capacity(256);
         b.iter(|| {
-            check_target(black_box(&uri), Version::HTTP_11).unwrap();
-            let m = table.find(black_box(uri.path())).unwrap();
+            let path = canonical_target(black_box(&uri), Version::HTTP_11).unwrap();
+            let m = table.find(black_box(&path)).unwrap();
             out.clear();
             m.write_upstream_target(&target.base_path, uri.query(), &mut out);
             black_box(&out);

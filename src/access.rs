@@ -54,97 +54,444 @@ impl AccessSet {
     }
 }
 
-/// Remote-write and push endpoints: a POST to a path ending in one of
-/// these writes (Mimir `/api/v1/push`, Prometheus `/api/v1/write`, Grafana
-/// Cloud `/api/prom/push`, Loki `/loki/api/v1/push`).
-const WRITE_SUFFIXES: &[&str] = &["/api/prom/push", "/api/v1/push", "/api/v1/write"];
-/// Ruler configuration APIs: anything but a read changes rules.
-const RULER_PREFIXES: &[&str] = &[
-    "/api/prom/config/v1/rules",
-    "/prometheus/config/v1/rules",
-    "/loki/api/v1/rules",
-];
-/// The Mimir / Grafana Cloud Alertmanager configuration API.
-const ALERTMANAGER_CONFIG: &str = "/api/v1/alerts";
-
-/// The class of a request to `path` (upstream path, no query) by `method`.
-pub fn classify(path: &str, method: &Method) -> AccessClass {
-    let reads = *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS;
-    if path.starts_with("/opentelemetry.proto.collector.") && path.ends_with("/Export") {
-        return AccessClass::Write;
-    }
-    if *method == Method::POST
-        && (WRITE_SUFFIXES.iter().any(|s| path.ends_with(s)) || under(path, "/otlp/v1"))
-    {
-        return AccessClass::Write;
-    }
-    if (*method == Method::POST || *method == Method::DELETE)
-        && (path == "/alertmanager/api/v2/alerts"
-            || under(path, "/alertmanager/api/v2/silences")
-            || path.starts_with("/alertmanager/api/v2/silence/"))
-    {
-        return AccessClass::Write;
-    }
-    if !reads && (RULER_PREFIXES.iter().any(|p| under(path, p)) || under(path, ALERTMANAGER_CONFIG))
-    {
-        return AccessClass::Admin;
-    }
-    AccessClass::Read
+/// Which methods a table row covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Methods {
+    Post,
+    PostDelete,
+    /// Everything but GET, HEAD and OPTIONS.
+    Unsafe,
 }
 
-/// `path` is `prefix` or below it on a segment boundary.
-fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+/// One segment of a row's path pattern.
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    /// This segment, exactly.
+    Lit(&'static str),
+    /// Any one segment.
+    Any,
+    /// One segment starting with this (`detected_*`, `index/volume*`).
+    Starts(&'static str),
+    /// The segments that remain, none included; last in a pattern.
+    Rest,
+}
+
+use Seg::{Any, Lit, Rest, Starts};
+
+/// Where an API is mounted on its upstream: Prometheus' and Mimir's query
+/// and write APIs answer at the root, under Grafana Cloud's `/api/prom` and
+/// under Mimir's `/prometheus`; Tempo at the root and under `/tempo`.
+const PROM_MOUNTS: &[&[&str]] = &[&[], &["api", "prom"], &["prometheus"]];
+const TEMPO_MOUNTS: &[&[&str]] = &[&[], &["tempo"]];
+const ROOT: &[&[&str]] = &[&[]];
+
+/// One allow-list row: requests by `methods` to a path that is one of
+/// `mounts` followed by `path` have `class`.
+struct Row {
+    methods: Methods,
+    mounts: &'static [&'static [&'static str]],
+    path: &'static [Seg],
+    class: AccessClass,
+}
+
+const fn row(
+    class: AccessClass,
+    methods: Methods,
+    mounts: &'static [&'static [&'static str]],
+    path: &'static [Seg],
+) -> Row {
+    Row {
+        methods,
+        mounts,
+        path,
+        class,
+    }
+}
+
+use AccessClass::{Admin, Read, Write};
+use Methods::{Post, PostDelete, Unsafe};
+
+/// The allow-list, first match wins. GET, HEAD and OPTIONS are `read`
+/// everywhere and never reach it; every other method on a path no row
+/// names is `admin`.
+const TABLE: &[Row] = &[
+    // Rule and Alertmanager configuration: admin, named first so no
+    // ingest or query row below can ever shadow them.
+    row(
+        Admin,
+        Unsafe,
+        PROM_MOUNTS,
+        &[Lit("config"), Lit("v1"), Lit("rules"), Rest],
+    ),
+    row(
+        Admin,
+        Unsafe,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("rules"), Rest],
+    ),
+    row(Admin, Unsafe, ROOT, &[Lit("api"), Lit("v1"), Lit("alerts")]),
+    // Prometheus remote write wherever Grafana Cloud, Mimir and
+    // Prometheus accept it.
+    row(Write, Post, ROOT, &[Lit("api"), Lit("prom"), Lit("push")]),
+    row(
+        Write,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("push")],
+    ),
+    row(
+        Write,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("write")],
+    ),
+    // Grafana Cloud's other metric ingest formats.
+    row(
+        Write,
+        Post,
+        ROOT,
+        &[
+            Lit("api"),
+            Lit("v1"),
+            Lit("push"),
+            Lit("influx"),
+            Lit("write"),
+        ],
+    ),
+    row(Write, Post, ROOT, &[Lit("graphite"), Lit("metrics")]),
+    row(
+        Write,
+        Post,
+        ROOT,
+        &[Lit("datadog"), Lit("api"), Any, Lit("series")],
+    ),
+    // Logs, OTLP over HTTP and gRPC, profiles.
+    row(
+        Write,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("push")],
+    ),
+    row(Write, Post, ROOT, &[Lit("otlp"), Lit("v1"), Any]),
+    row(
+        Write,
+        Post,
+        ROOT,
+        &[Starts("opentelemetry.proto.collector."), Lit("Export")],
+    ),
+    row(
+        Write,
+        Post,
+        ROOT,
+        &[Lit("push.v1.PusherService"), Lit("Push")],
+    ),
+    row(Write, Post, ROOT, &[Lit("ingest")]),
+    // Alertmanager alerts and silences, both API versions.
+    row(
+        Write,
+        PostDelete,
+        ROOT,
+        &[Lit("alertmanager"), Lit("api"), Any, Lit("alerts")],
+    ),
+    row(
+        Write,
+        PostDelete,
+        ROOT,
+        &[Lit("alertmanager"), Lit("api"), Any, Lit("silences")],
+    ),
+    row(
+        Write,
+        PostDelete,
+        ROOT,
+        &[Lit("alertmanager"), Lit("api"), Any, Lit("silence"), Any],
+    ),
+    // Queries sent as POST (long PromQL/LogQL in a form body).
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("query")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("query_range")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("query_exemplars")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("series")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("labels")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("label"), Any, Lit("values")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("read")],
+    ),
+    row(
+        Read,
+        Post,
+        PROM_MOUNTS,
+        &[Lit("api"), Lit("v1"), Lit("format_query")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("query")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("query_range")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("series")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("labels")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[
+            Lit("loki"),
+            Lit("api"),
+            Lit("v1"),
+            Lit("index"),
+            Lit("stats"),
+        ],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[
+            Lit("loki"),
+            Lit("api"),
+            Lit("v1"),
+            Lit("index"),
+            Starts("volume"),
+        ],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Starts("detected_")],
+    ),
+    row(
+        Read,
+        Post,
+        ROOT,
+        &[Lit("loki"), Lit("api"), Lit("v1"), Lit("patterns")],
+    ),
+    row(Read, Post, TEMPO_MOUNTS, &[Lit("api"), Lit("search"), Rest]),
+    row(
+        Read,
+        Post,
+        TEMPO_MOUNTS,
+        &[Lit("api"), Lit("v2"), Lit("search"), Rest],
+    ),
+    row(
+        Read,
+        Post,
+        TEMPO_MOUNTS,
+        &[Lit("api"), Lit("metrics"), Rest],
+    ),
+    row(Read, Post, ROOT, &[Lit("querier.v1.QuerierService"), Any]),
+];
+
+/// Paths deeper than this are matched by no row (the deepest row has 7
+/// segments): their non-safe requests are admin.
+const MAX_SEGMENTS: usize = 16;
+
+/// The class of a request to `path` (the canonical upstream path, no query)
+/// by `method`. Segments match exactly; one trailing slash is ignored.
+pub fn classify(path: &str, method: &Method) -> AccessClass {
+    if *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS {
+        return Read;
+    }
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    if !trimmed.is_empty() {
+        for s in trimmed.split('/') {
+            if n == MAX_SEGMENTS {
+                return Admin;
+            }
+            segments[n] = s;
+            n += 1;
+        }
+    }
+    let segments = &segments[..n];
+    TABLE
+        .iter()
+        .find(|r| r.covers(method) && r.matches(segments))
+        .map_or(Admin, |r| r.class)
+}
+
+impl Row {
+    fn covers(&self, method: &Method) -> bool {
+        match self.methods {
+            Post => *method == Method::POST,
+            PostDelete => *method == Method::POST || *method == Method::DELETE,
+            Unsafe => true,
+        }
+    }
+
+    fn matches(&self, segments: &[&str]) -> bool {
+        self.mounts.iter().any(|mount| {
+            segments.len() >= mount.len()
+                && segments.iter().zip(mount.iter()).all(|(s, m)| s == m)
+                && pattern_matches(self.path, &segments[mount.len()..])
+        })
+    }
+}
+
+fn pattern_matches(pattern: &[Seg], segments: &[&str]) -> bool {
+    let mut segments = segments.iter();
+    for p in pattern {
+        let s = match (p, segments.next()) {
+            (Rest, _) => return true,
+            (_, None) => return false,
+            (_, Some(s)) => *s,
+        };
+        let ok = match p {
+            Lit(l) => s == *l,
+            Starts(prefix) => s.starts_with(prefix),
+            Any | Rest => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    segments.next().is_none()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::AccessClass::*;
     use super::*;
+
+    fn class(m: &str, p: &str) -> AccessClass {
+        classify(p, &Method::from_bytes(m.as_bytes()).unwrap())
+    }
 
     #[test]
     fn contract_table() {
         let cases = [
             ("POST", "/api/prom/push", Write),
             ("POST", "/api/v1/push", Write),
+            ("POST", "/api/v1/write", Write),
             ("POST", "/api/prom/api/v1/write", Write),
+            ("POST", "/prometheus/api/v1/push", Write),
+            ("POST", "/api/v1/push/influx/write", Write),
+            ("POST", "/graphite/metrics", Write),
+            ("POST", "/datadog/api/v1/series", Write),
             ("POST", "/loki/api/v1/push", Write),
             ("POST", "/otlp/v1/traces", Write),
             ("POST", "/otlp/v1/metrics", Write),
+            ("POST", "/otlp/v1/logs/", Write),
             (
                 "POST",
                 "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                 Write,
             ),
+            ("POST", "/push.v1.PusherService/Push", Write),
+            ("POST", "/ingest", Write),
             ("POST", "/alertmanager/api/v2/alerts", Write),
+            ("POST", "/alertmanager/api/v1/alerts", Write),
             ("POST", "/alertmanager/api/v2/silences", Write),
+            ("POST", "/alertmanager/api/v1/silences/", Write),
             ("DELETE", "/alertmanager/api/v2/silence/abc", Write),
+            ("DELETE", "/alertmanager/api/v1/silence/abc", Write),
             ("POST", "/api/prom/config/v1/rules/ns", Admin),
             ("DELETE", "/api/prom/config/v1/rules/ns/group", Admin),
             ("POST", "/prometheus/config/v1/rules/ns", Admin),
+            ("POST", "/config/v1/rules", Admin),
             ("PUT", "/loki/api/v1/rules/ns", Admin),
             ("POST", "/api/v1/alerts", Admin),
-            ("DELETE", "/api/v1/alerts", Admin),
+            ("DELETE", "/api/v1/alerts/", Admin),
             ("GET", "/api/prom/config/v1/rules", Read),
             ("GET", "/api/v1/alerts", Read),
+            ("HEAD", "/api/prom/push", Read),
+            ("OPTIONS", "/anything/at/all", Read),
             ("GET", "/api/prom/api/v1/query", Read),
             ("POST", "/api/prom/api/v1/query", Read),
-            ("POST", "/api/prom/api/v1/query_range", Read),
+            ("POST", "/api/prom/api/v1/query_range/", Read),
+            ("POST", "/api/v1/label/job/values", Read),
+            ("POST", "/prometheus/api/v1/series", Read),
             ("POST", "/loki/api/v1/query_range", Read),
-            ("GET", "/api/prom/push", Read),
-            ("GET", "/otlp/v1/traces", Read),
-            ("POST", "/otlp/v1x", Read),
-            ("POST", "/api/prom/config/v1/rulesx", Read),
-            ("GET", "/alertmanager/api/v2/alerts", Read),
+            ("POST", "/loki/api/v1/index/volume_range", Read),
+            ("POST", "/loki/api/v1/detected_fields", Read),
             ("POST", "/tempo/api/search", Read),
+            ("POST", "/tempo/api/metrics/query_range", Read),
+            (
+                "POST",
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+                Read,
+            ),
         ];
         for (m, p, want) in cases {
-            assert_eq!(
-                classify(p, &Method::from_bytes(m.as_bytes()).unwrap()),
-                want,
-                "{m} {p}"
-            );
+            assert_eq!(class(m, p), want, "{m} {p}");
+        }
+    }
+
+    /// Fail closed: what the table does not name is admin for every
+    /// non-safe method, however close it is to a named path.
+    #[test]
+    fn unlisted_non_safe_requests_are_admin() {
+        for (m, p) in [
+            ("POST", "/otlp/v1x"),
+            ("POST", "/otlp/v1/traces/x"),
+            ("POST", "/api/prom/config/v1/rulesx"),
+            ("POST", "/api/prom/pushx"),
+            ("POST", "/API/prom/push"),
+            ("PUT", "/api/prom/push"),
+            ("PATCH", "/api/v1/write"),
+            ("DELETE", "/alertmanager/api/v2/alerts/groups"),
+            ("POST", "/alertmanager/-/reload"),
+            ("POST", "/api/v1/admin/tsdb/delete_series"),
+            ("PUT", "/api/v1/admin/tsdb/snapshot"),
+            ("POST", "/api/prom/api/v1/query/x"),
+            ("POST", "/x/api/v1/query"),
+            ("POST", "/"),
+            ("DELETE", "/"),
+            ("CONNECT", "/api/prom/push"),
+            ("TRACE", "/loki/api/v1/push"),
+            ("POST", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/api/v1/write"),
+            ("POST", "/api/prom/config/v1/rules/api/v1/push"),
+        ] {
+            assert_eq!(class(m, p), Admin, "{m} {p}");
         }
     }
 
@@ -161,3 +508,7 @@ mod tests {
         assert_eq!(AccessClass::parse("root"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "access_proptests.rs"]
+mod proptests;

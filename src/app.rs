@@ -20,7 +20,7 @@ use crate::error::{json_response, ProxyError};
 use crate::proxy::headers::ClientAddr;
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
 use crate::remote_write::Controller;
-use crate::routes::{check_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
+use crate::routes::{canonical_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
 use crate::rules_sync::Syncer;
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
@@ -130,11 +130,19 @@ impl App {
             };
             return reject(e, NO_TENANT, "none", NO_UPSTREAM);
         };
-        if let Err(e) = check_target(req.uri(), req.version()) {
-            return reject(e.into(), NO_TENANT, "none", NO_UPSTREAM);
-        }
+        // Routed, classified and forwarded: this one spelling of the path.
+        let path = match canonical_target(req.uri(), req.version()) {
+            Ok(p) => p,
+            Err(e) => return reject(e.into(), NO_TENANT, "none", NO_UPSTREAM),
+        };
         if !headers_within_limits(&req) {
             return reject(ProxyError::HeadersTooLarge, NO_TENANT, "none", NO_UPSTREAM);
+        }
+        if state.is_loop(req.headers()) {
+            let e = ProxyError::Loop {
+                via_name: state.config.via_name.as_str().into(),
+            };
+            return reject(e, NO_TENANT, "none", NO_UPSTREAM);
         }
         let (tenant_idx, client) = match state.resolver.resolve(req.headers(), peer_cn) {
             Ok(r) => r,
@@ -147,8 +155,7 @@ impl App {
             }
         };
         let tenant = &state.tenants[tenant_idx];
-        let path = req.uri().path();
-        let Some(matched) = state.table.find(path) else {
+        let Some(matched) = state.table.find(&path) else {
             return reject(ProxyError::NoRoute, &tenant.name, "none", NO_UPSTREAM);
         };
         let route = matched.route.prefix.clone();
@@ -230,6 +237,7 @@ impl App {
             slots: [global_slot, slot],
             upgrade_idle_timeout: matched.route.upgrade_idle_timeout,
             max_body_bytes: matched.route.max_body_bytes,
+            via: state.via.clone(),
         };
         forward(routed, req, &self.ids).await
     }

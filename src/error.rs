@@ -54,6 +54,8 @@ pub enum ProxyError {
     HeadersTooLarge,
     #[error("no route matches this path")]
     NoRoute,
+    #[error("request loop: it already passed through this proxy (Via: {via_name})")]
+    Loop { via_name: Arc<str> },
     #[error("upstream {upstream} is not configured for tenant {tenant}")]
     NotConfigured {
         upstream: Arc<str>,
@@ -92,6 +94,7 @@ impl ProxyError {
             Self::BadTarget(_) | Self::RequestBody => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute | Self::NotConfigured { .. } => StatusCode::NOT_FOUND,
+            Self::Loop { .. } => StatusCode::LOOP_DETECTED,
             Self::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
             Self::Auth(_) | Self::ClassDenied { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -17,6 +17,8 @@ pub struct State {
     pub resolver: Resolver,
     /// Index 0 is the default tenant (the top-level upstreams).
     pub tenants: Vec<TenantState>,
+    /// `1.1 <via_name>`, appended to `Via` on every proxied request.
+    pub via: http::HeaderValue,
 }
 
 pub struct TenantState {
@@ -29,6 +31,27 @@ pub struct TenantState {
 }
 
 impl State {
+    /// The request already passed through this proxy (its `Via` names our
+    /// `via_name`): forwarding it again would loop.
+    pub fn is_loop(&self, headers: &http::HeaderMap) -> bool {
+        let ours = self.config.via_name.as_bytes();
+        headers
+            .get_all(http::header::VIA)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|entry| {
+                // `1.1 name`, `HTTP/1.1 name:port (comment)`: the second word.
+                let mut words = entry
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|w| !w.is_empty());
+                words.next();
+                words.next().is_some_and(|received_by| {
+                    let host = received_by.split(|b| *b == b':').next().unwrap_or(b"");
+                    host.eq_ignore_ascii_case(ours)
+                })
+            })
+    }
+
     /// Build from `config`, reusing `clients` (and so their pools) for
     /// unchanged transport needs, and keeping the credential age of
     /// targets whose credentials `previous` already had.
@@ -74,11 +97,15 @@ impl State {
             });
         }
         let resolver = Resolver::new(names, entries, config.require_client_auth);
+        // via_name was validated as a token, so this never falls back.
+        let via = http::HeaderValue::from_str(&format!("1.1 {}", config.via_name))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("1.1 lgtm-proxy"));
         State {
             config: Arc::new(config),
             table,
             resolver,
             tenants,
+            via,
         }
     }
 

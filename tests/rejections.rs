@@ -62,26 +62,47 @@ async fn unknown_prefix_and_unconfigured_upstream_are_404_json() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dot_dot_paths_are_400_in_every_spelling() {
+async fn dot_segments_and_encoded_separators_are_400_in_every_spelling() {
     let (proxy, up) = setup().await;
-    for path in [
-        "/prometheus/../admin",
-        "/prometheus/%2e%2e/admin",
-        "/prometheus/%2E%2e/x",
-        "/prometheus/.%2e",
-        "/prometheus/..%2fadmin",
+    let dots = "\"error\":\"path must not contain '.' or '..' segments\"";
+    let separators = "\"error\":\"path must not contain '\\\\' or an encoded '/', '\\\\' or NUL\"";
+    for (path, message) in [
+        ("/prometheus/../admin", dots),
+        ("/prometheus/%2e%2e/admin", dots),
+        ("/prometheus/%2E%2e/x", dots),
+        ("/prometheus/.%2e", dots),
+        ("/prometheus/./api/v1/query", dots),
+        ("/prometheus/%2E/api/v1/query", dots),
+        ("/prometheus/..%2fadmin", separators),
+        ("/prometheus/api%2Fv1/query", separators),
+        ("/prometheus/api%5cv1/query", separators),
+        ("/prometheus/api\\v1/query", separators),
+        ("/prometheus/api/v1/query%00", separators),
     ] {
         let resp = raw(
             &proxy,
             format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
         );
         assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
-        assert!(
-            resp.contains("\"error\":\"path must not contain '..' segments\""),
-            "{resp}"
-        );
+        assert!(resp.contains(message), "{path}: {resp}");
     }
     assert!(up.requests().is_empty());
+}
+
+/// The path that reaches the upstream is the canonical one: encoded
+/// unreserved characters decoded, slash runs merged, other escapes kept
+/// (upper-cased), the query byte-for-byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_receives_the_canonical_path() {
+    let (proxy, up) = setup().await;
+    let resp = raw(
+        &proxy,
+        b"GET /prometheus//api/v1/%71uery/%3a%7e?query=%71 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = up.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].uri, "/api/prom/api/v1/query/%3A~?query=%71");
 }
 
 #[tokio::test(flavor = "multi_thread")]

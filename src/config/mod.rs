@@ -46,6 +46,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Inbound: how long a client may take to send its request headers.
     pub header_read_timeout: Duration,
+    /// The own endpoints' separate listener, when set.
+    pub admin_listen: Option<SocketAddr>,
+    /// `Via: 1.1 <via_name>` on every proxied request; a request that
+    /// carries it already is a loop (508).
+    pub via_name: String,
     pub log: String,
     pub log_format: LogFormat,
     /// Configured upstreams (those with a URL), by name.
@@ -78,6 +83,8 @@ pub struct Tenant {
     pub clients: Vec<Client>,
     pub client_tokens_file: Option<PathBuf>,
     pub max_in_flight: Option<usize>,
+    /// Namespaces whose team-written resources may act for this tenant.
+    pub namespaces: Vec<String>,
 }
 
 /// A client credential that selects a tenant.
@@ -147,6 +154,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_VIA_NAME: &str = "lgtm-proxy";
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);

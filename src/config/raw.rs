@@ -18,6 +18,11 @@ pub struct RawConfig {
     pub shutdown_delay: Option<String>,
     pub shutdown_grace: Option<String>,
     pub header_read_timeout: Option<String>,
+    /// A second listener for /health, /ready and /metrics only, with no
+    /// client limits (probes and scrapes never wait behind clients).
+    pub admin_listen: Option<String>,
+    /// This proxy's name in `Via` (loop detection).
+    pub via_name: Option<String>,
     pub log: Option<String>,
     pub log_format: Option<String>,
     /// Every proxied request must present client credentials.
@@ -42,6 +47,10 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTenant {
+    /// Kubernetes namespaces whose MetricAccess manifests and
+    /// PrometheusRules may act for this tenant.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
     /// One client token per line; `#` comments and blank lines ignored.
     pub client_tokens_file: Option<PathBuf>,
     /// Concurrent requests for this tenant, counted separately for writes

@@ -16,7 +16,7 @@ use super::{
     RawUpstream, Route, Secret, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT,
-    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_WATCH_INTERVAL,
+    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
 };
 
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
@@ -66,6 +66,30 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         DEFAULT_HEADER_READ_TIMEOUT,
         false,
     );
+    let admin_listen = raw.admin_listen.as_deref().and_then(|a| {
+        let parsed = a.parse::<SocketAddr>().ok();
+        if parsed.is_none() {
+            p.add("admin_listen", "not a socket address like 0.0.0.0:8086");
+        }
+        parsed
+    });
+    if admin_listen.is_some_and(|a| a.port() == listen.port() && a.port() != 0) {
+        p.add("admin_listen", "must use another port than listen");
+    }
+    let via_name = raw
+        .via_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_VIA_NAME.to_string());
+    if via_name.is_empty()
+        || !via_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        p.add(
+            "via_name",
+            "must be a non-empty token of letters, digits, '-', '.' or '_'",
+        );
+    }
     let log = raw.log.clone().unwrap_or_else(|| "info".to_string());
     if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
         p.add(
@@ -106,6 +130,23 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
 
     let routes = routes(&mut p, &raw);
     let tenants = tenants(&mut p, &raw, shared_token.as_ref());
+    let tenant_upstreams = tenants.values().flat_map(|t| {
+        t.upstreams
+            .values()
+            .map(move |u| (format!("tenants.{}.", t.name), u))
+    });
+    for (scope, u) in upstreams
+        .values()
+        .map(|u| (String::new(), u))
+        .chain(tenant_upstreams)
+    {
+        if points_at(u, listen) {
+            p.add(
+                format!("{scope}upstreams.{}.url", u.name),
+                format!("is this proxy's own listen address ({listen}): every request would loop"),
+            );
+        }
+    }
     let any_clients = tenants.values().any(|t| !t.clients.is_empty());
     let require_client_auth = raw.require_client_auth.unwrap_or(any_clients);
     if require_client_auth && !any_clients {
@@ -177,6 +218,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             shutdown_delay,
             shutdown_grace,
             header_read_timeout,
+            admin_listen,
+            via_name,
             log,
             log_format,
             upstreams,
@@ -429,6 +472,28 @@ pub fn parse_base_url(url: &str) -> Result<(Scheme, Authority, String), String> 
     Ok((scheme, authority, base))
 }
 
+/// The upstream's URL names `listen` itself: the same port on a loopback
+/// address (`localhost` included) or on `listen`'s own address. (A Service
+/// name that resolves back here is caught at run time by `Via`.)
+fn points_at(u: &Upstream, listen: SocketAddr) -> bool {
+    let default_port = if u.scheme == Scheme::HTTPS { 443 } else { 80 };
+    if u.authority.port_u16().unwrap_or(default_port) != listen.port() {
+        return false;
+    }
+    let host = u
+        .authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback() || ip == listen.ip(),
+        Err(_) => false,
+    }
+}
+
 fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|s| s == "." || s == "..")
 }
@@ -580,10 +645,37 @@ fn tenants(
                 clients,
                 client_tokens_file: t.client_tokens_file.clone(),
                 max_in_flight,
+                namespaces: namespaces(p, &key, &t.namespaces),
             },
         );
     }
     duplicate_tokens(p, &out);
+    out
+}
+
+/// A tenant's `namespaces`: Kubernetes namespace names (RFC 1123 labels),
+/// each listed once.
+fn namespaces(p: &mut Problems, key: &str, list: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, ns) in list.iter().enumerate() {
+        let valid = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !valid {
+            p.add(
+                format!("{key}.namespaces[{i}]"),
+                "not a Kubernetes namespace name (lower-case letters, digits and '-')",
+            );
+        } else if out.contains(ns) {
+            p.add(format!("{key}.namespaces[{i}]"), "listed twice");
+        } else {
+            out.push(ns.clone());
+        }
+    }
     out
 }
 

@@ -41,6 +41,8 @@ pub struct Routed {
     /// The route's `upgrade_idle_timeout` and `max_body_bytes`.
     pub upgrade_idle_timeout: Duration,
     pub max_body_bytes: Option<u64>,
+    /// `1.1 <via_name>`, appended to the request's `Via`.
+    pub via: http::HeaderValue,
 }
 
 pub async fn forward(
@@ -57,6 +59,7 @@ pub async fn forward(
         slots,
         upgrade_idle_timeout,
         max_body_bytes,
+        via: via_entry,
     } = routed;
     let upgrade =
         upgrade::requested(req.headers(), req.version()).map(|p| (p, hyper::upgrade::on(&mut req)));
@@ -78,6 +81,7 @@ pub async fn forward(
     );
 
     headers::prepare_request(&mut parts.headers, &target, &forwarded_for, &request_id);
+    headers::append_via(&mut parts.headers, &via_entry);
     parts.extensions = Extensions::new();
     // The protocol toward the upstream is chosen here, never copied from
     // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
@@ -171,10 +175,24 @@ pub async fn forward(
         }),
     };
     match result {
-        Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade.is_some() => {
-            let inbound = upgrade.map(|(_, on)| on).expect("checked above");
-            upgrade::switch(res, inbound, exchange, upgrade_idle_timeout)
-        }
+        Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => match upgrade {
+            Some((_, inbound)) => upgrade::switch(res, inbound, exchange, upgrade_idle_timeout),
+            // A switch nobody asked for (the request's other upgrade
+            // tokens were removed): never a tunnel.
+            None => {
+                let err = ProxyError::Upstream {
+                    upstream: target.name.clone(),
+                    kind: UpstreamErrorKind::Other,
+                };
+                exchange.failed(err.status().as_u16(), err.upstream_kind());
+                tracing::warn!(
+                    upstream = &*target.name,
+                    request_id = request_id.to_str().unwrap_or("-"),
+                    "upstream answered 101 to a request that asked for no upgrade"
+                );
+                err.to_response(Some(&request_id))
+            }
+        },
         Ok(res) => {
             let (mut parts, body) = res.into_parts();
             exchange.set_status(parts.status.as_u16());

@@ -19,9 +19,13 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Only meaningful with an `h2c` upgrade, which is never passed.
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
-/// The fixed hop-by-hop list (RFC 9110 7.6.1 and the legacy ones).
-static HOP_BY_HOP: [&HeaderName; 9] = [
+/// The fixed hop-by-hop list (RFC 9110 7.6.1, the legacy ones, and h2c's
+/// `HTTP2-Settings`).
+static HOP_BY_HOP: [&HeaderName; 10] = [
+    &HTTP2_SETTINGS,
     &CONNECTION,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
@@ -148,6 +152,11 @@ pub fn prepare_request(
     if let Some(trace) = headers.get_mut(&TRACEPARENT) {
         trace.set_sensitive(true);
     }
+}
+
+/// Append this proxy's entry (`1.1 <via_name>`) to `Via`.
+pub fn append_via(headers: &mut HeaderMap, entry: &HeaderValue) {
+    append_list(headers, &http::header::VIA, entry);
 }
 
 /// Append `value` to a comma-separated list header, folding any repeats

@@ -20,9 +20,21 @@ use super::body::Body;
 use super::exchange::{Direction, Exchange};
 use super::headers;
 
-/// The protocol asked for, when this is an HTTP/1.1 upgrade request.
+/// The protocol asked for, when this is an HTTP/1.1 WebSocket upgrade.
+/// Nothing else is passed: an `h2c` (or any other) upgrade would open a
+/// tunnel whose requests the proxy never sees, so its `Upgrade` header is
+/// dropped with the other hop-by-hop headers and the request is served as
+/// plain HTTP/1.1.
 pub fn requested(headers: &HeaderMap, version: Version) -> Option<HeaderValue> {
     if version != Version::HTTP_11 {
+        return None;
+    }
+    let mut upgrades = headers.get_all(UPGRADE).iter();
+    let websocket = match (upgrades.next(), upgrades.next()) {
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    };
+    if !websocket {
         return None;
     }
     let connection_upgrade = headers

@@ -5,7 +5,7 @@
 mod path;
 mod table;
 
-pub use path::{check_target, PathError};
+pub use path::{canonical_target, canonicalize, is_unreserved, PathError};
 pub use table::{Matched, RouteTable};
 
 /// Remote-write debug endpoints (admin class when client auth is on).

@@ -1,7 +1,23 @@
-//! Request-target checks: absolute-form on HTTP/1, non-origin targets, and
-//! `..` segments in any spelling (`..`, `%2e%2e`, `.%2E`, hidden behind an
-//! encoded `/` or `\`). An upstream that normalizes paths must never be
-//! walked out of the prefix the route grants.
+//! Request-target canonicalization: the one spelling of a path that is
+//! routed, classified and forwarded. Upstreams (Go's `net/http`, the
+//! Prometheus and Alertmanager routers) decode a path before they route it,
+//! so a decision made on any other spelling than the forwarded one can be
+//! walked around with a percent-encoded letter, a doubled slash or a `.`
+//! segment. Here:
+//!
+//! - percent-encoded unreserved characters (RFC 3986 2.3: letters, digits,
+//!   `-` `.` `_` `~`) are decoded;
+//! - an encoded `/`, `\` or NUL, a raw `\`, a malformed escape, and a `.` or
+//!   `..` segment in any spelling are refused;
+//! - runs of `/` are merged (OTLP exporters with a trailing slash in their
+//!   endpoint send `//v1/traces`);
+//! - every other escape is kept, its hex upper-cased; other bytes as sent.
+//!
+//! Canonicalizing a canonical path changes nothing, and decoding it fully
+//! (what an upstream does) can only turn an escape into a character outside
+//! the unreserved set, which no access-class entry contains.
+
+use std::borrow::Cow;
 
 use http::{Uri, Version};
 
@@ -9,107 +25,203 @@ use http::{Uri, Version};
 pub enum PathError {
     #[error("request target must be a path starting with '/'")]
     NotOriginForm,
-    #[error("path must not contain '..' segments")]
-    DotDot,
+    #[error("path must not contain '.' or '..' segments")]
+    DotSegment,
+    #[error("path must not contain '\\' or an encoded '/', '\\' or NUL")]
+    EncodedSeparator,
+    #[error("path contains a malformed percent-encoding")]
+    BadEscape,
 }
 
-/// Check the request target. HTTP/1.x requests must use origin-form; h2
-/// requests always carry scheme and authority, so only their path counts.
-pub fn check_target(uri: &Uri, version: Version) -> Result<(), PathError> {
+/// Check the request target and return its canonical path (borrowed when
+/// the path is canonical already, as nearly every real one is). HTTP/1.x
+/// requests must use origin-form; h2 requests always carry scheme and
+/// authority, so only their path counts.
+pub fn canonical_target(uri: &Uri, version: Version) -> Result<Cow<'_, str>, PathError> {
     let is_h1 = version < Version::HTTP_2;
     if is_h1 && (uri.scheme().is_some() || uri.authority().is_some()) {
         return Err(PathError::NotOriginForm);
     }
-    let path = uri.path();
-    if !path.starts_with('/') {
-        return Err(PathError::NotOriginForm);
-    }
-    // A dot-dot segment needs a '.', '%' or '\\' somewhere: most paths
-    // have none and skip the per-segment look.
-    let suspicious = path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\'));
-    if suspicious && path.split('/').any(is_dot_dot) {
-        return Err(PathError::DotDot);
-    }
-    Ok(())
+    canonicalize(uri.path())
 }
 
-/// A raw segment that an upstream could read as `..`: decode `%2e`, `%2f`
-/// and `%5c` (any case), then split on `/` and `\`. Works on bytes, so no
-/// input can make it slice inside a character.
-fn is_dot_dot(segment: &str) -> bool {
-    if segment == ".." {
-        return true;
+/// The canonical form of `path` (see the module docs), or why it has none.
+pub fn canonicalize(path: &str) -> Result<Cow<'_, str>, PathError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotOriginForm);
     }
-    let bytes = segment.as_bytes();
-    if !bytes.iter().any(|b| *b == b'%' || *b == b'\\') {
-        return false;
+    if is_canonical(bytes) {
+        return Ok(Cow::Borrowed(path));
     }
-    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    // Start of the segment being written (just after its '/').
+    let mut segment_start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = if bytes[i] == b'%' && i + 2 < bytes.len() {
-            match [
-                bytes[i + 1].to_ascii_lowercase(),
-                bytes[i + 2].to_ascii_lowercase(),
-            ] {
-                [b'2', b'e'] => Some(b'.'),
-                [b'2', b'f'] | [b'5', b'c'] => Some(b'/'),
-                _ => None,
+        let b = bytes[i];
+        match b {
+            b'/' => {
+                end_segment(&out[segment_start..])?;
+                // Runs of '/' are merged.
+                if out.last() != Some(&b'/') {
+                    out.push(b'/');
+                }
+                segment_start = out.len();
+                i += 1;
             }
-        } else {
-            None
-        };
-        match escaped {
-            Some(b) => {
-                decoded.push(b);
+            b'\\' => return Err(PathError::EncodedSeparator),
+            b'%' => {
+                let (Some(hi), Some(lo)) = (
+                    bytes.get(i + 1).and_then(|h| hex(*h)),
+                    bytes.get(i + 2).and_then(|h| hex(*h)),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let decoded = hi << 4 | lo;
+                if matches!(decoded, b'/' | b'\\' | 0) {
+                    return Err(PathError::EncodedSeparator);
+                }
+                if is_unreserved(decoded) {
+                    out.push(decoded);
+                } else {
+                    out.push(b'%');
+                    out.push(HEX_UPPER[usize::from(hi)]);
+                    out.push(HEX_UPPER[usize::from(lo)]);
+                }
                 i += 3;
             }
-            None => {
-                decoded.push(if bytes[i] == b'\\' { b'/' } else { bytes[i] });
+            _ => {
+                out.push(b);
                 i += 1;
             }
         }
     }
-    decoded.split(|b| *b == b'/').any(|s| s == b"..")
+    end_segment(&out[segment_start..])?;
+    // Only ASCII was rewritten and every other byte was copied whole, so the
+    // result is as valid UTF-8 as the input; never panic either way.
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| PathError::BadEscape)
+}
+
+/// The fast path: no escape, no backslash, no empty or dot segment.
+fn is_canonical(bytes: &[u8]) -> bool {
+    if bytes.iter().any(|b| matches!(b, b'%' | b'\\')) {
+        return false;
+    }
+    // Segments after the leading '/'; the last may be empty (trailing '/').
+    let mut segments = bytes[1..].split(|b| *b == b'/').peekable();
+    while let Some(s) = segments.next() {
+        let last = segments.peek().is_none();
+        if (s.is_empty() && !last) || s == b"." || s == b".." {
+            return false;
+        }
+    }
+    true
+}
+
+fn end_segment(segment: &[u8]) -> Result<(), PathError> {
+    if segment == b"." || segment == b".." {
+        Err(PathError::DotSegment)
+    } else {
+        Ok(())
+    }
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 2.3 unreserved characters.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(target: &str) -> Result<(), PathError> {
-        check_target(&target.parse().unwrap(), Version::HTTP_11)
+    fn canon(p: &str) -> Result<String, PathError> {
+        canonicalize(p).map(Cow::into_owned)
     }
 
     #[test]
-    fn plain_paths_pass() {
-        for t in [
+    fn canonical_paths_are_borrowed_unchanged() {
+        for p in [
             "/",
-            "/prometheus/api/v1/query?query=up",
+            "/prometheus/api/v1/query",
             "/a/.b/c..d/...",
-            "/x/%2e/y",
-            "/loki/%zz",
+            "/loki/api/v1/push/",
+            "/x/%20",
         ] {
-            assert_eq!(check(t), Ok(()), "{t}");
+            let c = canonicalize(p).unwrap();
+            assert_eq!(c, p);
+            if !p.contains('%') {
+                assert!(matches!(c, Cow::Borrowed(_)), "{p}");
+            }
         }
     }
 
     #[test]
-    fn dot_dot_in_every_spelling_is_rejected() {
-        for t in [
+    fn unreserved_escapes_are_decoded_others_upper_cased() {
+        assert_eq!(canon("/api/prom/pu%73h").unwrap(), "/api/prom/push");
+        assert_eq!(canon("/%61%70%69/v1/%77rite").unwrap(), "/api/v1/write");
+        assert_eq!(canon("/a/%7e%2D%5F%2e%30").unwrap(), "/a/~-_.0");
+        assert_eq!(canon("/a/%3a%3F%20%c3%a9").unwrap(), "/a/%3A%3F%20%C3%A9");
+        assert_eq!(canon("/a/%25%32%66").unwrap(), "/a/%252f");
+    }
+
+    #[test]
+    fn slash_runs_are_merged_trailing_slash_kept() {
+        assert_eq!(canon("/otlp//v1/traces").unwrap(), "/otlp/v1/traces");
+        assert_eq!(canon("//v1/traces").unwrap(), "/v1/traces");
+        assert_eq!(canon("/a///b//").unwrap(), "/a/b/");
+        assert_eq!(canon("//").unwrap(), "/");
+    }
+
+    #[test]
+    fn dot_segments_in_every_spelling_are_refused() {
+        for p in [
             "/prometheus/../admin",
             "/prometheus/..",
+            "/prometheus/.",
+            "/prometheus/./api",
+            "/prometheus//./api",
             "/prometheus/%2e%2e/admin",
             "/prometheus/%2E%2e/admin",
             "/prometheus/.%2E/admin",
             "/prometheus/%2e./admin",
+            "/prometheus/%2e/admin",
+            "/prometheus/%2E",
+        ] {
+            assert_eq!(canon(p), Err(PathError::DotSegment), "{p}");
+        }
+    }
+
+    #[test]
+    fn encoded_separators_backslash_and_bad_escapes_are_refused() {
+        for p in [
             "/prometheus/..%2fadmin",
             "/prometheus/..%2Fadmin",
             "/prometheus/x%2f..%2fadmin",
             "/prometheus/..%5cadmin",
             "/prometheus/..\\admin",
+            "/api/v1%2fwrite",
+            "/a\\b",
+            "/a%00b",
         ] {
-            assert_eq!(check(t), Err(PathError::DotDot), "{t}");
+            assert_eq!(canon(p), Err(PathError::EncodedSeparator), "{p}");
+        }
+        for p in ["/loki/%zz", "/a%", "/a%4", "/a%4g"] {
+            assert_eq!(canon(p), Err(PathError::BadEscape), "{p}");
         }
     }
 
@@ -117,14 +229,17 @@ mod tests {
     fn absolute_form_is_rejected_on_http1_only() {
         let uri: Uri = "http://evil.example/prometheus/api".parse().unwrap();
         assert_eq!(
-            check_target(&uri, Version::HTTP_11),
+            canonical_target(&uri, Version::HTTP_11),
             Err(PathError::NotOriginForm)
         );
         assert_eq!(
-            check_target(&uri, Version::HTTP_10),
+            canonical_target(&uri, Version::HTTP_10),
             Err(PathError::NotOriginForm)
         );
-        assert_eq!(check_target(&uri, Version::HTTP_2), Ok(()));
-        assert_eq!(check("*"), Err(PathError::NotOriginForm));
+        assert_eq!(
+            canonical_target(&uri, Version::HTTP_2).as_deref(),
+            Ok("/prometheus/api")
+        );
+        assert_eq!(canon("*"), Err(PathError::NotOriginForm));
     }
 }

@@ -112,6 +112,11 @@ impl Prometheus {
     /// An instant query's result vector (`data.result`), asked with the
     /// basic-auth credentials when `auth`.
     pub async fn query(&self, q: &str, auth: bool) -> Vec<serde_json::Value> {
+        self.query_under("", q, auth).await
+    }
+
+    /// The same for a Prometheus started with `--web.route-prefix=<prefix>`.
+    pub async fn query_under(&self, prefix: &str, q: &str, auth: bool) -> Vec<serde_json::Value> {
         let mut enc = String::new();
         for b in q.bytes() {
             if b.is_ascii_alphanumeric() {
@@ -120,7 +125,8 @@ impl Prometheus {
                 enc.push_str(&format!("%{b:02X}"));
             }
         }
-        let mut req = http::Request::get(format!("{}/api/v1/query?query={enc}", self.url()));
+        let mut req =
+            http::Request::get(format!("{}{prefix}/api/v1/query?query={enc}", self.url()));
         if auth {
             req = req.header("authorization", self.basic_auth());
         }
