@@ -3,9 +3,13 @@
 //! `rules_sync.dir` changes. Files are
 //! polled by content every `watch_interval` on the blocking pool (Kubernetes updates Secret mounts by swapping a
 //! `..data` symlink, which content polling sees and mtimes may not). A
-//! valid new config is swapped in whole; an invalid one (including an empty
-//! or unreadable token file) leaves the current config serving, is logged
-//! and counted.
+//! valid new config is swapped in whole; an invalid one leaves the current
+//! config serving, is logged and counted. Credential files fail one way
+//! each: a client's that can't be used (empty, comment-only, unreadable,
+//! deleted, not a regular file, too large) revokes its tokens while the rest
+//! reloads; an upstream's keeps its last good token. Files are only ever
+//! read up to a bound, and never when they are not regular files (a FIFO
+//! would hold the watcher).
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -50,9 +54,15 @@ pub async fn watch(
 
 /// Load, validate and swap in the config. Returns whether it succeeded.
 pub async fn reload(app: &App, config_path: Option<PathBuf>, trigger: &'static str) -> bool {
-    let loaded = tokio::task::spawn_blocking(move || config::load(config_path.as_deref())).await;
+    let previous = app.current().config.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || config::load_reload(config_path.as_deref(), &previous))
+            .await;
     match loaded {
-        Ok(Ok(cfg)) => {
+        Ok(Ok((cfg, warnings))) => {
+            for warning in &warnings {
+                tracing::warn!(trigger, %warning, "config reloaded with a credential file that can't be used");
+            }
             app.swap(cfg);
             app.metrics()
                 .config_reloads
@@ -82,11 +92,23 @@ pub async fn reload(app: &App, config_path: Option<PathBuf>, trigger: &'static s
     }
 }
 
+/// Config, manifest and rule files are hashed whole up to this size; a
+/// larger one (or a FIFO, a directory) by its size and mtime.
+const WATCHED_FILE_LIMIT: u64 = 16 << 20;
+
 fn hash_file(f: &std::path::Path, h: &mut DefaultHasher) {
     f.hash(h);
-    match std::fs::read(f) {
-        Ok(bytes) => bytes.hash(h),
-        Err(e) => e.kind().hash(h),
+    match config::read_bounded(f, WATCHED_FILE_LIMIT) {
+        Ok(text) => text.hash(h),
+        // The reason (not regular, too large, missing) and what can be
+        // seen without reading: a change of either is a change.
+        Err(why) => {
+            why.hash(h);
+            if let Ok(meta) = std::fs::metadata(f) {
+                meta.len().hash(h);
+                meta.modified().ok().hash(h);
+            }
+        }
     }
 }
 

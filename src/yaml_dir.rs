@@ -53,14 +53,19 @@ pub fn documents<T: serde::de::DeserializeOwned>(
 /// `path (document n)` when the file holds several.
 pub type Labelled<T> = (String, Result<T, serde_yaml_ng::Error>);
 
+/// The largest manifest or rule file read.
+const YAML_FILE_LIMIT: u64 = 16 << 20;
+
 /// Read a file's documents, each labelled; `Err` names the file that
 /// cannot be read.
 pub fn read_documents<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<Vec<Labelled<T>>, String> {
     let shown = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {}", e.kind()))?;
+    // Bounded and regular files only: a FIFO or a huge file in a team's
+    // directory must not hold a sync pass or the reload loop.
+    let text = crate::config::read_bounded(path, YAML_FILE_LIMIT)
+        .map_err(|why| format!("{shown}: {why}"))?;
     let docs = documents::<T>(&text);
     let many = docs.len() > 1;
     Ok(docs

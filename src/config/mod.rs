@@ -25,7 +25,10 @@ pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::render_effective;
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
-pub use validate::{parse_base_url, read_secret_file, validate};
+pub use validate::{
+    parse_base_url, read_bounded, read_secret_file, read_small_file, validate,
+    MAX_SECRET_FILE_BYTES,
+};
 
 /// Every problem found in a config, one line each, `key: what is wrong`.
 #[derive(Debug, thiserror::Error)]
@@ -179,11 +182,84 @@ pub const BUILTIN_ROUTES: &[(&str, &str, &str)] = &[
 
 /// Load from an optional TOML file and the process environment, then validate.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
-    load_from(path, std::env::vars())
+    load_env(path, None).map(|(config, _)| config)
+}
+
+/// Load a reload of `previous`: client credential files that can't be used
+/// revoke their tokens, upstream token files that can't be used keep their
+/// last good token; both come back as warnings.
+pub fn load_reload(
+    path: Option<&Path>,
+    previous: &Config,
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    load_env(path, Some(previous))
+}
+
+fn load_env(
+    path: Option<&Path>,
+    previous: Option<&Config>,
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let (vars, problems) = process_env(std::env::vars_os());
+    match load_with(path, vars, previous) {
+        Ok(loaded) if problems.is_empty() => Ok(loaded),
+        Ok(_) => Err(ConfigErrors(problems)),
+        Err(ConfigErrors(mut more)) => {
+            more.extend(problems);
+            Err(ConfigErrors(more))
+        }
+    }
+}
+
+/// The environment as text. A variable that is not UTF-8 is ignored unless
+/// it is one of ours (`LGTM_*`, or `TOKIO_WORKER_THREADS`, which the runtime
+/// would otherwise refuse with a panic): then it is a problem naming the
+/// variable, never its value (it could be a token).
+pub fn process_env<I>(vars: I) -> (Vec<(String, String)>, Vec<String>)
+where
+    I: IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+{
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (name, value) in vars {
+        let ours = |n: &[u8]| n.starts_with(b"LGTM_") || n == b"TOKIO_WORKER_THREADS";
+        match (name.to_str(), value.to_str()) {
+            (Some(n), Some(v)) => {
+                if n == "TOKIO_WORKER_THREADS" && !v.trim().parse::<usize>().is_ok_and(|t| t > 0) {
+                    problems.push(format!(
+                        "{n}: must be a whole number of runtime threads, at least 1"
+                    ));
+                }
+                out.push((n.to_string(), v.to_string()));
+            }
+            (Some(n), None) if ours(n.as_bytes()) => {
+                problems.push(format!("{n}: the value is not valid UTF-8"));
+            }
+            (None, _) if ours(name.as_bytes()) => {
+                problems.push(format!(
+                    "{}: the variable's name is not valid UTF-8",
+                    String::from_utf8_lossy(name.as_bytes())
+                ));
+            }
+            _ => {}
+        }
+    }
+    (out, problems)
 }
 
 /// Load from an optional TOML file and the given environment, then validate.
 pub fn load_from<I>(path: Option<&Path>, vars: I) -> Result<Config, ConfigErrors>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    load_with(path, vars, None).map(|(config, _)| config)
+}
+
+fn load_with<I>(
+    path: Option<&Path>,
+    vars: I,
+    previous: Option<&Config>,
+) -> Result<(Config, Vec<String>), ConfigErrors>
 where
     I: IntoIterator<Item = (String, String)>,
 {
@@ -201,11 +277,14 @@ where
         None => None,
     };
     let raw = layer(file.as_deref(), vars)?;
-    let mut config = validate(raw)?;
+    let (mut config, warnings) = match previous {
+        Some(prev) => validate::validate_reload(raw, prev)?,
+        None => (validate(raw)?, Vec::new()),
+    };
     if let Some(p) = path {
         config.watched_files.insert(0, p.to_path_buf());
     }
-    Ok(config)
+    Ok((config, warnings))
 }
 
 /// Merge the layers into the raw config. Errors name the key and the

@@ -22,8 +22,46 @@ use super::{
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
 
 /// Problems found so far, and every file read (to watch for changes).
+/// On a reload (`previous` set), a client credential file that can't be
+/// used revokes that client's tokens and an upstream token file that can't
+/// be used keeps its last good token: both are `warnings`, not problems,
+/// so the rest of the config still reloads.
 #[derive(Default)]
-struct Problems(Vec<String>, Vec<std::path::PathBuf>);
+struct Problems(
+    Vec<String>,
+    Vec<std::path::PathBuf>,
+    Option<Previous>,
+    Vec<String>,
+);
+
+/// What a reload may fall back on: the running config's upstream tokens,
+/// by their key (`upstreams.loki.token`, `tenants.stage.upstreams.loki.token`).
+struct Previous {
+    tokens: BTreeMap<String, Secret>,
+}
+
+impl Previous {
+    fn of(config: &Config) -> Previous {
+        let mut tokens = BTreeMap::new();
+        let scopes = std::iter::once((String::new(), &config.upstreams)).chain(
+            config
+                .tenants
+                .values()
+                .map(|t| (format!("tenants.{}.", t.name), &t.upstreams)),
+        );
+        for (scope, ups) in scopes {
+            for u in ups.values() {
+                if let Some(c) = &u.credentials {
+                    tokens.insert(
+                        format!("{scope}upstreams.{}.token", u.name),
+                        c.token.clone(),
+                    );
+                }
+            }
+        }
+        Previous { tokens }
+    }
+}
 
 impl Problems {
     fn watch(&mut self, path: &Path) {
@@ -35,10 +73,38 @@ impl Problems {
     fn add(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.0.push(format!("{key}: {msg}"));
     }
+
+    /// A client credential file that can't be used. At start it is a
+    /// problem (exit 78); on a reload it revokes what it held (fail
+    /// closed) and the rest of the config still reloads.
+    fn client_credentials(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        if self.2.is_some() {
+            self.3
+                .push(format!("{key}: {msg}; its client tokens are revoked"));
+        } else {
+            self.add(key, msg);
+        }
+    }
 }
 
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
-    let mut p = Problems::default();
+    validate_with(raw, None).map(|(config, _)| config)
+}
+
+/// Validate a reload of `previous`: also returns the warnings (revoked
+/// client credentials, upstream tokens kept from `previous`).
+pub fn validate_reload(
+    raw: RawConfig,
+    previous: &Config,
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    validate_with(raw, Some(Previous::of(previous)))
+}
+
+fn validate_with(
+    raw: RawConfig,
+    previous: Option<Previous>,
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let mut p = Problems(Vec::new(), Vec::new(), previous, Vec::new());
 
     let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen.parse::<SocketAddr>().unwrap_or_else(|_| {
@@ -147,7 +213,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             );
         }
     }
-    let any_clients = tenants.values().any(|t| !t.clients.is_empty());
+    // Configured credential sources, not the tokens loaded from them: a
+    // revoked (emptied) tokens file must never turn client auth off.
+    let any_clients = tenants
+        .values()
+        .any(|t| !t.clients.is_empty() || t.client_tokens_file.is_some());
     let require_client_auth = raw.require_client_auth.unwrap_or(any_clients);
     if require_client_auth && !any_clients {
         p.add(
@@ -213,27 +283,31 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let max_connections = positive(&mut p, "max_connections", raw.max_connections);
     let max_in_flight = positive(&mut p, "max_in_flight", raw.max_in_flight);
     if p.0.is_empty() {
-        Ok(Config {
-            listen,
-            shutdown_delay,
-            shutdown_grace,
-            header_read_timeout,
-            admin_listen,
-            via_name,
-            log,
-            log_format,
-            upstreams,
-            routes,
-            tenants,
-            require_client_auth,
-            watch_interval,
-            watched_files: p.1,
-            tls,
-            max_connections,
-            max_in_flight,
-            remote_write,
-            rules_sync,
-        })
+        let warnings = std::mem::take(&mut p.3);
+        Ok((
+            Config {
+                listen,
+                shutdown_delay,
+                shutdown_grace,
+                header_read_timeout,
+                admin_listen,
+                via_name,
+                log,
+                log_format,
+                upstreams,
+                routes,
+                tenants,
+                require_client_auth,
+                watch_interval,
+                watched_files: p.1,
+                tls,
+                max_connections,
+                max_in_flight,
+                remote_write,
+                rules_sync,
+            },
+            warnings,
+        ))
     } else {
         Err(ConfigErrors(p.0))
     }
@@ -304,24 +378,66 @@ fn secret_from_file(p: &mut Problems, key: &str, path: &Path) -> Option<Secret> 
     match read_secret_file(path) {
         Ok(s) => Some(s),
         Err(msg) => {
-            p.add(format!("{key}_file"), msg);
-            None
+            // On a reload, an upstream's token fails static: the proxy
+            // keeps writing with the last good one.
+            let kept = p.2.as_ref().and_then(|prev| prev.tokens.get(key)).cloned();
+            match kept {
+                Some(token) => {
+                    p.3.push(format!("{key}_file: {msg}; the last good token is kept"));
+                    Some(token)
+                }
+                None => {
+                    p.add(format!("{key}_file"), msg);
+                    None
+                }
+            }
         }
     }
 }
 
+/// Secret and token files are small: anything larger is a mistake (or an
+/// attack on the reload loop), never read whole.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Read a small regular file as text: never blocks on a FIFO, never reads
+/// past `MAX_SECRET_FILE_BYTES`, and says why in words that never include
+/// the contents.
+pub fn read_small_file(path: &Path) -> Result<String, String> {
+    read_bounded(path, MAX_SECRET_FILE_BYTES)
+}
+
+/// Read a regular file of at most `limit` bytes as text (see
+/// [`read_small_file`]).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(format!("{shown} is larger than {limit} bytes"));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{shown} is larger than {limit} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{shown} is not valid UTF-8"))
+}
+
 /// Read a secret file (a Kubernetes Secret mount): trailing newline trimmed.
 pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let s = s.trim_end_matches(['\r', '\n']);
-            if s.is_empty() {
-                Err(format!("{} is empty", path.display()))
-            } else {
-                Ok(Secret::new(s))
-            }
-        }
-        Err(e) => Err(format!("cannot read {}: {}", path.display(), e.kind())),
+    let text = read_small_file(path)?;
+    let s = text.trim_end_matches(['\r', '\n']);
+    if s.trim().is_empty() {
+        Err(format!("{} is empty", path.display()))
+    } else {
+        Ok(Secret::new(s))
     }
 }
 
@@ -729,7 +845,7 @@ fn clients(p: &mut Problems, key: &str, t: &RawTenant) -> Vec<Client> {
     }
     if let Some(path) = &t.client_tokens_file {
         p.watch(path);
-        match std::fs::read_to_string(path) {
+        match read_small_file(path) {
             Ok(text) => {
                 let before = out.len();
                 for (n, line) in text.lines().enumerate() {
@@ -747,16 +863,13 @@ fn clients(p: &mut Problems, key: &str, t: &RawTenant) -> Vec<Client> {
                     });
                 }
                 if out.len() == before {
-                    p.add(
+                    p.client_credentials(
                         format!("{key}.client_tokens_file"),
                         format!("{} holds no token", path.display()),
                     );
                 }
             }
-            Err(e) => p.add(
-                format!("{key}.client_tokens_file"),
-                format!("cannot read {}: {}", path.display(), e.kind()),
-            ),
+            Err(msg) => p.client_credentials(format!("{key}.client_tokens_file"), msg),
         }
     }
     out
@@ -774,7 +887,7 @@ fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Client> {
         Some(path) => {
             p.watch(path);
             read_secret_file(path)
-                .map_err(|m| p.add(format!("{key}.token_file"), m))
+                .map_err(|m| p.client_credentials(format!("{key}.token_file"), m))
                 .ok()
         }
         None if c.cert_cn.is_some() => None,
