@@ -31,6 +31,9 @@ use crate::tenant::{acquire, AuthError, InFlight};
 pub const MAX_HEADER_FIELDS: usize = 200;
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// What the admin listener and the probe reserve answer.
+const PROBE_PATHS: &[&str] = &["/health", "/ready", "/metrics"];
+
 /// Tenant label of requests refused before a tenant was known.
 const NO_TENANT: &str = "none";
 
@@ -240,6 +243,27 @@ impl App {
             via: state.via.clone(),
         };
         forward(routed, req, &self.ids).await
+    }
+
+    /// Serve only `/health`, `/ready` and `/metrics` (the admin listener,
+    /// and connections admitted to the probe reserve beyond
+    /// `max_connections`); anything else gets `otherwise`.
+    pub fn probes_only(&self, req: &Request<Incoming>, otherwise: ProxyError) -> Response<Body> {
+        let state = self.state.load_full();
+        if PROBE_PATHS.contains(&req.uri().path()) {
+            if let Some(res) = self.own_endpoint(req, &state, None) {
+                return res;
+            }
+        }
+        let method = method_label(req.method());
+        self.local_error(
+            otherwise,
+            method,
+            NO_TENANT,
+            "none",
+            NO_UPSTREAM,
+            Instant::now(),
+        )
     }
 
     fn own_endpoint(

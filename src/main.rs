@@ -280,6 +280,17 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
             clients = app.client_count(),
             "lgtm-proxy starting"
         );
+        if let Some(admin) = cfg.admin_listen {
+            match tokio::net::TcpListener::bind(admin).await {
+                Ok(l) => {
+                    tokio::spawn(server::serve_admin(app.clone(), l));
+                }
+                Err(e) => {
+                    tracing::error!(admin_listen = %admin, error = %e, "cannot listen");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         // Signal handlers are registered before the listener is announced.
         match reload::watch(app.clone(), config_path).await {
             Ok(watcher) => {

@@ -51,8 +51,13 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tracing::info!(listen = %listener.local_addr()?, "serving");
 
-    let connections = config.max_connections.map(InFlight::new);
-    accept_until(&listener, &builder, &graceful, &app, stop, &connections).await;
+    let limits = Limits {
+        connections: config.max_connections.map(InFlight::new),
+        probe_reserve: config.max_connections.map(|_| InFlight::new(PROBE_RESERVE)),
+        probe_builder: Arc::new(probe_builder(config)),
+    };
+    let connections = &limits;
+    accept_until(&listener, &builder, &graceful, &app, stop, connections).await;
     app.start_draining();
     tracing::info!(delay = ?config.shutdown_delay, "shutdown: /ready is 503, still serving");
     accept_until(
@@ -61,7 +66,7 @@ pub async fn serve(
         &graceful,
         &app,
         tokio::time::sleep(config.shutdown_delay),
-        &connections,
+        connections,
     )
     .await;
     drop(listener);
@@ -73,6 +78,69 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Connections admitted beyond `max_connections` that may only ask for
+/// /health, /ready or /metrics: idle or slow clients holding every slot
+/// can't fail kubelet's probes or the scrape.
+const PROBE_RESERVE: usize = 8;
+/// A reserve connection must send its request this fast (or within
+/// `header_read_timeout`, if shorter) and is closed after one answer.
+const PROBE_FIRST_BYTES: Duration = Duration::from_secs(2);
+
+/// `max_connections` and the probe reserve beyond it.
+struct Limits {
+    connections: Option<Arc<InFlight>>,
+    probe_reserve: Option<Arc<InFlight>>,
+    probe_builder: Arc<auto::Builder<TokioExecutor>>,
+}
+
+/// HTTP/1.1 only, one request per connection, headers within
+/// `PROBE_FIRST_BYTES`: for the probe reserve.
+fn probe_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout.min(PROBE_FIRST_BYTES))
+        .keep_alive(false)
+        .max_buf_size(H1_MAX_BUF)
+        .max_headers(MAX_HEADER_FIELDS);
+    builder
+}
+
+/// Serve /health, /ready and /metrics on `admin_listen`: no client limits,
+/// no TLS, nothing else (404), until the process exits.
+pub async fn serve_admin(app: Arc<App>, listener: TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(admin_listen = %addr, "serving probes and metrics");
+    }
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(H1_MAX_BUF)
+        .max_headers(MAX_HEADER_FIELDS);
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (app, builder) = (app.clone(), builder.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let res = app.probes_only(&req, crate::error::ProxyError::NoRoute);
+                async move { Ok::<_, Infallible>(res) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
 }
 
 fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
@@ -98,7 +166,7 @@ async fn accept_until(
     graceful: &GracefulShutdown,
     app: &Arc<App>,
     stop: impl Future<Output = ()>,
-    connections: &Option<Arc<InFlight>>,
+    limits: &Limits,
 ) {
     tokio::pin!(stop);
     loop {
@@ -110,24 +178,38 @@ async fn accept_until(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let conn_slot = match &connections {
+                let state = app.current();
+                let mut first_bytes_timeout = state.config.header_read_timeout;
+                let mut conn_builder = builder.clone();
+                let mut probes_only = false;
+                let conn_slot = match &limits.connections {
                     Some(cap) => match cap.try_acquire() {
                         Some(slot) => Some(slot),
-                        None => {
-                            tokio::spawn(refuse(stream));
-                            continue;
-                        }
+                        // Full: one probe-or-metrics request, if the small
+                        // reserve has room; else 503 at once.
+                        None => match limits.probe_reserve.as_ref().and_then(|r| r.try_acquire()) {
+                            Some(slot) => {
+                                probes_only = true;
+                                conn_builder = limits.probe_builder.clone();
+                                first_bytes_timeout = first_bytes_timeout.min(PROBE_FIRST_BYTES);
+                                Some(slot)
+                            }
+                            None => {
+                                tokio::spawn(refuse(stream));
+                                continue;
+                            }
+                        },
                     },
                     None => None,
                 };
-                let state = app.current();
                 let tls = state.config.tls.as_ref().map(|t| t.config.clone());
                 let conn = Connection {
-                    builder: builder.clone(),
+                    builder: conn_builder,
                     watcher: graceful.watcher(),
                     app: app.clone(),
                     peer,
-                    first_bytes_timeout: state.config.header_read_timeout,
+                    first_bytes_timeout,
+                    probes_only,
                     _slot: conn_slot,
                 };
                 match tls {
@@ -185,6 +267,8 @@ struct Connection {
     /// How long the client may take over its TLS handshake, and then over
     /// the bytes that tell HTTP/1.1 from h2 (`header_read_timeout`).
     first_bytes_timeout: Duration,
+    /// Admitted to the probe reserve: /health, /ready and /metrics only.
+    probes_only: bool,
     /// The connection's `max_connections` slot, freed when it closes.
     _slot: Option<InFlightGuard>,
 }
@@ -227,7 +311,10 @@ impl Connection {
         };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service(self.app, peer, peer_cn))
+            .serve_connection_with_upgrades(
+                TokioIo::new(io),
+                service(self.app, peer, peer_cn, self.probes_only),
+            )
             .into_owned();
         if let Err(e) = self.watcher.watch(conn).await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -240,6 +327,7 @@ fn service(
     app: Arc<App>,
     peer: SocketAddr,
     peer_cn: Option<Arc<str>>,
+    probes_only: bool,
 ) -> TowerToHyperService<
     impl tower::Service<
             Request<Incoming>,
@@ -261,7 +349,15 @@ fn service(
             let app = app.clone();
             let peer = peer.clone();
             let peer_cn = peer_cn.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref()).await) }
+            async move {
+                if probes_only {
+                    let full = crate::error::ProxyError::Overloaded {
+                        limit: "max_connections",
+                    };
+                    return Ok::<_, Infallible>(app.probes_only(&req, full));
+                }
+                Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref()).await)
+            }
         }));
     TowerToHyperService::new(stack)
 }

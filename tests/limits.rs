@@ -213,11 +213,12 @@ async fn max_connections_answers_503_and_recovers() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert!(exchange(s, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").contains("200"));
     }
+    // Full: a proxied request on a new connection is refused with 503.
     let mut extra = TcpStream::connect(proxy.addr).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let status = exchange(&mut extra, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let status = exchange(&mut extra, b"GET /loki/x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -226,7 +227,7 @@ async fn max_connections_answers_503_and_recovers() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         if exchange(
             &mut s,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /loki/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
         .contains("200")
         {
@@ -235,6 +236,66 @@ async fn max_connections_answers_503_and_recovers() {
         assert!(Instant::now() < deadline, "never recovered");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Idle sockets that hold every `max_connections` slot never fail the
+/// probes: on the main port, /health, /ready and /metrics answer from a
+/// small reserve (anything else there: 503); on `admin_listen` they answer
+/// with no limit at all, even once the reserve is held too.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_answer_while_idle_sockets_hold_max_connections() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let admin_port = common::prometheus::free_port();
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(
+            &up.url(),
+            "",
+            &format!("max_connections = 4\nadmin_listen = \"127.0.0.1:{admin_port}\""),
+            "",
+        ),
+        &[],
+    );
+    // Anyone: connect and say nothing.
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(proxy.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let ask = |addr: std::net::SocketAddr, path: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        exchange(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    for path in ["/health", "/ready", "/metrics"] {
+        let status = ask(proxy.addr, path);
+        assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status}");
+    }
+    let status = ask(proxy.addr, "/loki/x");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(up.requests().is_empty());
+
+    // The reserve held too (8 more idle sockets): the main port is full,
+    // the admin port is not.
+    let more: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(proxy.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let status = ask(proxy.addr, "/health");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    for path in ["/health", "/ready", "/metrics"] {
+        let status = ask(admin, path);
+        assert!(status.starts_with("HTTP/1.1 200"), "admin {path}: {status}");
+    }
+    let status = ask(admin, "/loki/x");
+    assert!(
+        status.starts_with("HTTP/1.1 404"),
+        "admin /loki/x: {status}"
+    );
+    assert!(up.requests().is_empty());
+    drop((idle, more));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -577,9 +577,10 @@ fn the_seeds_manifests_validate_as_written() {
     );
 
     let secrets = tempfile::tempdir().unwrap();
-    std::fs::create_dir(secrets.path().join("prometheus-auth")).unwrap();
+    // Secrets are namespaced: <secrets_dir>/<manifest namespace>/<name>/<key>.
+    std::fs::create_dir_all(secrets.path().join("my-team/prometheus-auth")).unwrap();
     std::fs::write(
-        secrets.path().join("prometheus-auth/password"),
+        secrets.path().join("my-team/prometheus-auth/password"),
         "s3cr3t-pw\n",
     )
     .unwrap();

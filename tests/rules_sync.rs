@@ -36,16 +36,21 @@ async fn mimir() -> Mimir {
 }
 
 /// Two tenants, each with its own ruler credentials (prod's ruler at
-/// `prod_url`), and the rules directory.
+/// `prod_url`) and the Kubernetes namespace whose PrometheusRules act for
+/// it, and the rules directory.
 fn config(stage_url: &str, prod_url: &str, dir: &Path, interval: &str) -> String {
     format!(
         r#"
 watch_interval = "100ms"
+[tenants.stage]
+namespaces = ["webapp"]
 [tenants.stage.upstreams.prometheus]
 url = "{stage_url}"
 user = "{STAGE_ORG}"
 token = "stage-token"
 timeout = "5s"
+[tenants.prod]
+namespaces = ["payments"]
 [tenants.prod.upstreams.prometheus]
 url = "{prod_url}"
 user = "{PROD_ORG}"

@@ -17,6 +17,8 @@ pub struct RawRemoteWrite {
     pub manifests_dir: Option<PathBuf>,
     pub secrets_dir: Option<PathBuf>,
     pub cluster_domain: Option<String>,
+    /// When set, a manifest's `url` must start with one of these.
+    pub allowed_url_prefixes: Option<Vec<String>>,
     #[serde(default)]
     pub jobs: Vec<RawJob>,
 }

@@ -366,7 +366,13 @@ fn build(
     if tenant.is_empty() {
         found.add(o.key("source", "spec.source"), "is empty");
     }
-    let target = delivery(&d, o, domain, &tenant, raw, ctx, found);
+    // A manifest is a team's: it acts only for a tenant its namespace may
+    // act for. TOML jobs are the operator's and may name any tenant.
+    let acting = match o {
+        Origin::Toml(_) => None,
+        Origin::Yaml(_) => bound_tenant(&d, o, ctx, found),
+    };
+    let target = delivery(&d, o, domain, &tenant, acting.as_deref(), raw, ctx, found);
     if found.problems.len() != before {
         return None;
     }
@@ -383,11 +389,75 @@ fn build(
     })
 }
 
+/// The tenant a manifest acts for (see `tenant::acting_tenant`): named by
+/// `target.tenant`, or by `spec.source` when that is a tenant's key. A
+/// `spec.source` naming another tenant than the one acted for is refused.
+fn bound_tenant(d: &Draft, o: &Origin, ctx: &Context, found: &mut Found) -> Option<String> {
+    let is_tenant = |t: &str| t == DEFAULT_TENANT || ctx.tenants.contains_key(t);
+    let source_tenant = d.source.as_deref().filter(|s| is_tenant(s));
+    let (named, key) = match (&d.tenant, source_tenant) {
+        (Some(t), _) => (
+            Some(t.as_str()),
+            o.key("", "spec.remoteWrite.target.tenant"),
+        ),
+        (None, Some(s)) => (Some(s), o.key("", "spec.source")),
+        (None, None) => (None, o.key("", "metadata.namespace")),
+    };
+    match crate::tenant::acting_tenant(&d.namespace, named, ctx.tenants) {
+        Err(e) => {
+            found.add(key, e);
+            None
+        }
+        Ok(acting) => {
+            if let Some(s) = source_tenant.filter(|s| *s != acting) {
+                found.add(
+                    o.key("", "spec.source"),
+                    format!("names tenant {s:?}, but this manifest acts for {acting}"),
+                );
+                return None;
+            }
+            Some(acting)
+        }
+    }
+}
+
+/// Headers no job may set: identity, routing and framing are the proxy's.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "x-scope-orgid",
+    "cookie",
+    "forwarded",
+    "via",
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+fn reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-forwarded-")
+}
+
+/// A manifest's URL must start with one of `allowed_url_prefixes` when
+/// that is set (TOML jobs are the operator's and are not checked).
+fn url_allowed(url: &str, o: &Origin, raw: &RawRemoteWrite) -> bool {
+    match (o, &raw.allowed_url_prefixes) {
+        (Origin::Yaml(_), Some(prefixes)) => prefixes.iter().any(|p| url.starts_with(p.as_str())),
+        _ => true,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn delivery(
     d: &Draft,
     o: &Origin,
     domain: &str,
     job_tenant: &str,
+    acting: Option<&str>,
     raw: &RawRemoteWrite,
     ctx: &Context,
     found: &mut Found,
@@ -424,7 +494,17 @@ fn delivery(
     let base = |found: &mut Found| -> Option<String> {
         if let Some(url) = &d.url {
             return match parse_base_url(url) {
-                Ok((s, a, p)) => Some(format!("{s}://{a}{p}")),
+                Ok((s, a, p)) => {
+                    let url = format!("{s}://{a}{p}");
+                    if !url_allowed(&url, o, raw) {
+                        found.add(
+                            field("url", "url"),
+                            "is outside remote_write.allowed_url_prefixes",
+                        );
+                        return None;
+                    }
+                    Some(url)
+                }
                 Err(e) => {
                     found.add(field("url", "url"), e);
                     None
@@ -475,15 +555,20 @@ fn delivery(
                 Ok((s, a, p)) => delivery.url = format!("{s}://{a}{p}"),
                 Err(e) => found.add(field("url", "url"), e),
             }
+            if !delivery.url.is_empty() && !url_allowed(&delivery.url, o, raw) {
+                found.add(
+                    field("url", "url"),
+                    "is outside remote_write.allowed_url_prefixes",
+                );
+                return None;
+            }
             if let Some((username, from)) = &d.basic_auth {
-                delivery.basic_auth = password(username, from, raw, o, found);
+                delivery.basic_auth = password(username, from, &d.namespace, raw, o, found);
             }
             for (k, v) in &d.headers {
                 let ok = HeaderName::from_bytes(k.as_bytes()).is_ok()
                     && HeaderValue::from_str(v).is_ok();
-                let reserved = ["authorization", "content-type", "content-encoding", "host"]
-                    .contains(&k.to_ascii_lowercase().as_str());
-                if !ok || reserved {
+                if !ok || reserved_header(k) {
                     found.add(
                         field("headers", "headers"),
                         format!("{k:?} is not a header this target may set"),
@@ -495,7 +580,9 @@ fn delivery(
         }
         TargetKind::GrafanaCloud => {
             let key = o.key("target.tenant", "spec.remoteWrite.target.tenant");
-            let up = grafana_cloud_upstream(d.tenant.as_deref(), job_tenant, ctx)
+            // A manifest pushes with its bound tenant's credentials only.
+            let explicit = acting.or(d.tenant.as_deref());
+            let up = grafana_cloud_upstream(explicit, job_tenant, ctx)
                 .map_err(|e| found.add(key, e))
                 .ok()?;
             delivery.url = format!("{}{GRAFANA_CLOUD_PUSH_PATH}", up.url());
@@ -538,6 +625,7 @@ fn grafana_cloud_upstream<'a>(
 fn password(
     username: &str,
     from: &PasswordFrom,
+    namespace: &str,
     raw: &RawRemoteWrite,
     o: &Origin,
     found: &mut Found,
@@ -560,7 +648,9 @@ fn password(
                 found.add(k, "name and key must be plain file names");
                 return None;
             }
-            (k, dir.join(name).join(key))
+            // Kubernetes Secrets are namespaced: a manifest reads only its
+            // own namespace's (`<secrets_dir>/<namespace>/<name>/<key>`).
+            (k, dir.join(namespace).join(name).join(key))
         }
     };
     found.watched.push(path.clone());

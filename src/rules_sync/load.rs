@@ -102,7 +102,25 @@ pub fn validate(
             rs.files = files.len();
             let mut owner = BTreeMap::new();
             for f in files {
-                load_file(&f, &by_tenant, &mut owner, &mut rs);
+                load_file(&f, tenants, &by_tenant, &mut owner, &mut rs);
+            }
+            // A namespace that a refused file also claims is not written
+            // either, whichever file came first.
+            for (r, ruler) in rs.rulers.iter_mut().enumerate() {
+                let contested: Vec<String> = ruler
+                    .namespaces
+                    .keys()
+                    .filter(|ns| rs.keep.contains(*ns))
+                    .cloned()
+                    .collect();
+                for ns in contested {
+                    ruler.namespaces.remove(&ns);
+                    if let Some(label) = owner.get(&(r, ns.clone())) {
+                        rs.problems.push(format!(
+                            "{label}: ruler namespace {ns} is also claimed by a refused file; not applied until that is fixed or gone"
+                        ));
+                    }
+                }
             }
         }
         Err(e) => problems.push(format!(
@@ -157,6 +175,9 @@ fn rulers(
 struct Wanted<'a> {
     namespace: String,
     tenant: Option<String>,
+    /// A PrometheusRule's Kubernetes namespace (its binding); `None` for a
+    /// plain file, which is the operator's and may name any tenant.
+    k8s_namespace: Option<String>,
     /// `spec.groups` or `groups`: where problems point.
     at: &'static str,
     tenant_key: &'static str,
@@ -165,6 +186,7 @@ struct Wanted<'a> {
 
 fn load_file(
     path: &Path,
+    tenants: &BTreeMap<String, Tenant>,
     by_tenant: &BTreeMap<String, usize>,
     owner: &mut BTreeMap<(usize, String), String>,
     rs: &mut RulesSync,
@@ -208,7 +230,24 @@ fn load_file(
             }
         };
         let mut found = Vec::new();
-        let tenant = wanted.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+        // A PrometheusRule acts only for a tenant its namespace may act for.
+        let bound = match &wanted.k8s_namespace {
+            None => Ok(wanted
+                .tenant
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TENANT.to_string())),
+            Some(ns) => crate::tenant::acting_tenant(ns, wanted.tenant.as_deref(), tenants),
+        };
+        let tenant = match bound {
+            Ok(t) => t,
+            Err(e) => {
+                rs.problems
+                    .push(format!("{label}: {}: {e}", wanted.tenant_key));
+                rs.keep.insert(wanted.namespace);
+                continue;
+            }
+        };
+        let tenant = tenant.as_str();
         let ruler = by_tenant.get(tenant).copied();
         if ruler.is_none() {
             let why = match wanted.tenant {
@@ -232,10 +271,13 @@ fn load_file(
         let ns = wanted.namespace;
         match ruler {
             Some(r) if found.is_empty() => {
+                // Two files for one ruler namespace: both are refused, and
+                // nothing is written to (or deleted from) it until one goes.
                 if let Some(first) = owner.get(&(r, ns.clone())) {
                     rs.problems.push(format!(
-                        "{label}: ruler namespace {ns} is also written by {first}"
+                        "{label}: ruler namespace {ns} is also written by {first}; neither is applied"
                     ));
+                    rs.rulers[r].namespaces.remove(&ns);
                     rs.keep.insert(ns);
                     continue;
                 }
@@ -277,6 +319,7 @@ fn wanted<'a>(
         return Ok(Wanted {
             namespace,
             tenant: doc.tenant.as_ref().map(|t| t.0.clone()),
+            k8s_namespace: None,
             at: "groups",
             tenant_key: "tenant",
             groups,
@@ -314,6 +357,7 @@ fn wanted<'a>(
         tenant: meta
             .and_then(|m| m.labels.get("tenant"))
             .map(|t| t.0.clone()),
+        k8s_namespace: Some(k8s_ns.to_string()),
         at: "spec.groups",
         tenant_key: "metadata.labels.tenant",
         groups: &spec.groups,

@@ -4,10 +4,14 @@ use crate::config::{layer, validate, Config, ConfigErrors};
 
 /// Two tenants with their own stacks; no top-level prometheus.
 const TENANTS: &str = r#"
+[tenants.stage]
+namespaces = ["webapp", "shared"]
 [tenants.stage.upstreams.prometheus]
 url = "https://stage.example"
 user = "111"
 token = "stage-token"
+[tenants.prod]
+namespaces = ["payments", "shared"]
 [tenants.prod.upstreams.prometheus]
 url = "https://prod.example"
 user = "222"
@@ -129,7 +133,7 @@ fn a_bad_file_is_reported_by_field_and_the_others_still_load() {
         "{all}"
     );
     assert!(
-        all.contains("c-unknown-tenant.yaml: metadata.labels.tenant: tenant \"qa\" does not exist"),
+        all.contains("c-unknown-tenant.yaml: metadata.labels.tenant: names tenant \"qa\", but namespace webapp may act only for stage"),
         "{all}"
     );
     assert!(
@@ -164,6 +168,91 @@ fn the_same_namespace_twice_is_refused() {
         "b.yaml (document 1): ruler namespace lgtm-webapp-app-alerts is also written by"
     ));
     assert!(rs.keep.contains("lgtm-webapp-app-alerts"));
+    // Neither is applied: not the first file either.
+    assert!(rs.rulers.iter().all(|r| r.namespaces.is_empty()));
+}
+
+/// `<ns>-<name>` can collide across Kubernetes namespaces (`a-b`/`c` and
+/// `a`/`b-c`): one team's file must never replace another's groups, so
+/// both are refused; and a valid file sharing a namespace with a refused
+/// one is not applied either, in whichever order they load.
+#[test]
+fn colliding_ruler_namespaces_are_both_refused_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |ns: &str, name: &str| {
+        STAGE_RULE
+            .replace("namespace: webapp", &format!("namespace: {ns}"))
+            .replace("app-alerts", name)
+            .replace("tenant: stage", "tenant: default")
+    };
+    write(dir.path(), "a.yaml", &rule("team-a", "x-rules"));
+    write(dir.path(), "b.yaml", &rule("team-a-x", "rules"));
+    let broken = rule("team-c", "y").replace(r#"up{job="app"} == 0"#, "sum(");
+    for (first, second) in [("c1.yaml", "c2.yaml"), ("c2.yaml", "c1.yaml")] {
+        let _ = std::fs::remove_file(dir.path().join("c1.yaml"));
+        let _ = std::fs::remove_file(dir.path().join("c2.yaml"));
+        write(dir.path(), first, &broken);
+        write(dir.path(), second, &rule("team-c", "y"));
+        let toml = format!(
+            "[upstreams.prometheus]\nurl = \"https://one.example\"\nuser = \"1\"\ntoken = \"t\"\n[rules_sync]\ndir = {:?}\n",
+            dir.path().display().to_string()
+        );
+        let rs = layer(Some(&toml), Vec::new())
+            .and_then(validate)
+            .unwrap()
+            .rules_sync
+            .unwrap();
+        let all = rs.problems.join("\n");
+        assert!(
+            all.contains("ruler namespace lgtm-team-a-x-rules is also written by"),
+            "{all}"
+        );
+        assert!(all.contains("lgtm-team-c-y"), "{all}");
+        assert!(
+            rs.rulers.iter().all(|r| r.namespaces.is_empty()),
+            "{:?}",
+            rs.rulers
+        );
+        assert!(rs.keep.contains("lgtm-team-a-x-rules") && rs.keep.contains("lgtm-team-c-y"));
+    }
+}
+
+/// A PrometheusRule's `tenant` label selects a ruler only among the tenants
+/// its namespace may act for; a namespace listed by two acts for the one it
+/// names; unlisted namespaces reach the default tenant's ruler only.
+#[test]
+fn a_prometheus_rule_acts_only_for_its_namespaces_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |ns: &str, name: &str, tenant: &str| {
+        STAGE_RULE
+            .replace("namespace: webapp", &format!("namespace: {ns}"))
+            .replace("app-alerts", name)
+            .replace("tenant: stage", &format!("tenant: {tenant}"))
+    };
+    write(dir.path(), "cross.yaml", &rule("webapp", "steal", "prod"));
+    write(
+        dir.path(),
+        "shared-prod.yaml",
+        &rule("shared", "ok", "prod"),
+    );
+    write(dir.path(), "stranger.yaml", &rule("team-z", "z", "stage"));
+    let rs = load("", dir.path()).unwrap().rules_sync.unwrap();
+    let all = rs.problems.join("\n");
+    assert!(
+        all.contains("cross.yaml: metadata.labels.tenant: names tenant \"prod\", but namespace webapp may act only for stage"),
+        "{all}"
+    );
+    assert!(
+        all.contains("stranger.yaml: metadata.labels.tenant: names tenant \"stage\", but no tenant lists namespace team-z"),
+        "{all}"
+    );
+    let by: std::collections::BTreeMap<String, Vec<String>> = rs
+        .rulers
+        .iter()
+        .map(|r| (r.label(), r.namespaces.keys().cloned().collect()))
+        .collect();
+    assert_eq!(by["prod"], ["lgtm-shared-ok"]);
+    assert!(by["stage"].is_empty(), "{by:?}");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Who is calling: client credentials -> tenant and client, the access
 //! check, and per-tenant / per-client limits.
 
+mod binding;
 mod credentials;
 mod limits;
 mod resolve;
 
+pub use binding::acting_tenant;
 pub use credentials::{presented_token_hash, token_hash};
 pub use limits::{acquire, InFlight, InFlightGuard, RateLimiter};
 pub use resolve::{AuthError, ClientEntry, Resolver};
