@@ -141,6 +141,9 @@ impl App {
         if !headers_within_limits(&req) {
             return reject(ProxyError::HeadersTooLarge, NO_TENANT, "none", NO_UPSTREAM);
         }
+        if !transfer_coding_supported(req.headers()) {
+            return reject(ProxyError::TransferCoding, NO_TENANT, "none", NO_UPSTREAM);
+        }
         if state.is_loop(req.headers()) {
             let e = ProxyError::Loop {
                 via_name: state.config.via_name.as_str().into(),
@@ -426,6 +429,27 @@ fn debug_access(
             class: AccessClass::Admin,
             access: c.access,
         }),
+    }
+}
+
+/// `Transfer-Encoding`, when present, is `chunked` alone. hyper has
+/// decoded the chunks already (and answers 400 when chunked is not last);
+/// forwarding a body that was also gzip-coded with that coding silently
+/// dropped would change it, so any other coding is 501. (Content-Length
+/// beside Transfer-Encoding is handled by hyper as RFC 9112 6.3 says for an
+/// intermediary: Content-Length removed, chunked processed, the connection
+/// closed after the response.)
+fn transfer_coding_supported(headers: &http::HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => true,
+        (Some(only), None) => only.eq_ignore_ascii_case(b"chunked"),
+        _ => false,
     }
 }
 

@@ -52,6 +52,8 @@ pub enum ProxyError {
     Overloaded { limit: &'static str },
     #[error("request headers too large (limits: 200 fields, 64 KiB)")]
     HeadersTooLarge,
+    #[error("transfer coding not supported: only 'chunked' alone is accepted")]
+    TransferCoding,
     #[error("no route matches this path")]
     NoRoute,
     #[error("request loop: it already passed through this proxy (Via: {via_name})")]
@@ -95,6 +97,7 @@ impl ProxyError {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute | Self::NotConfigured { .. } => StatusCode::NOT_FOUND,
             Self::Loop { .. } => StatusCode::LOOP_DETECTED,
+            Self::TransferCoding => StatusCode::NOT_IMPLEMENTED,
             Self::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
             Self::Auth(_) | Self::ClassDenied { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

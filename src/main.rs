@@ -82,6 +82,9 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             print!("{}", config::render_effective(&cfg));
+            for warning in config::config_warnings(&cfg) {
+                eprintln!("lgtm-proxy: warning: {warning}");
+            }
             // `serve` runs without an invalid manifest or rule file; a check
             // fails on them.
             let manifests = cfg
@@ -266,6 +269,9 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
     };
     runtime.block_on(async {
         telemetry::logging::init(&cfg.log, cfg.log_format);
+        for warning in config::config_warnings(&cfg) {
+            tracing::warn!(%warning, "config");
+        }
         let app = Arc::new(App::new(cfg.clone()));
         let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
             Ok(l) => l,

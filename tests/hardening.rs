@@ -382,3 +382,55 @@ async fn a_loop_ends_in_one_508_and_leaves_no_descriptors() {
     })
     .await;
 }
+
+/// check-config prints every effective key (limits, listeners, loop name,
+/// namespace bindings, per-route limits) and warns when client auth is off
+/// while tenants have clients.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_prints_every_effective_key_and_warns_on_open_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("t");
+    std::fs::write(&token, format!("{SECRET}\n")).unwrap();
+    let toml = format!(
+        r#"
+max_connections = 100
+max_in_flight = 50
+admin_listen = "127.0.0.1:18086"
+via_name = "edge-1"
+require_client_auth = false
+[upstreams.loki]
+url = "http://127.0.0.1:3100"
+basic_auth = false
+[[routes]]
+prefix = "/team"
+upstream = "loki"
+rewrite = "/loki"
+max_body_bytes = 1048576
+[tenants.stage]
+namespaces = ["webapp"]
+[tenants.stage.upstreams.loki]
+[[tenants.stage.clients]]
+name = "alloy"
+token_file = "{}"
+"#,
+        token.display()
+    );
+    let (code, out, err) = proxy::run_cli(&["check-config"], &toml).await;
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "max_connections = 100",
+        "max_in_flight = 50",
+        "admin_listen = \"127.0.0.1:18086\"",
+        "via_name = \"edge-1\"",
+        "max_body_bytes = 1048576",
+        "namespaces = [\"webapp\"]",
+        "upgrade_idle_timeout = \"1h\"",
+    ] {
+        assert!(out.contains(needle), "{needle} missing:\n{out}");
+    }
+    assert!(
+        err.contains("warning: require_client_auth = false while tenants have clients"),
+        "{err}"
+    );
+    assert!(!out.contains(SECRET) && !err.contains(SECRET));
+}

@@ -252,3 +252,51 @@ async fn slow_header_senders_are_cut_off_at_header_read_timeout() {
     );
     assert!(up.requests().is_empty());
 }
+
+/// Framing: a transfer coding other than `chunked` alone is 501 (never
+/// forwarded with the coding dropped); one that does not end in chunked is
+/// 400; Content-Length beside Transfer-Encoding is handled as RFC 9112 6.3
+/// says for an intermediary: Content-Length dropped, chunked decoded, and
+/// the connection closed after the response.
+#[tokio::test(flavor = "multi_thread")]
+async fn transfer_codings_other_than_chunked_are_refused_and_cl_te_follows_rfc_9112() {
+    let (proxy, up) = setup().await;
+    let body = "5\r\nhello\r\n0\r\n\r\n";
+    for (te, status) in [
+        ("gzip, chunked", "501"),
+        ("chunked, chunked", "501"),
+        ("gzip", "400"),
+    ] {
+        let resp = raw(
+            &proxy,
+            format!(
+                "POST /api/prom/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n{body}"
+            )
+            .as_bytes(),
+        );
+        assert!(
+            resp.starts_with(&format!("HTTP/1.1 {status}")),
+            "{te}: {resp}"
+        );
+    }
+    assert!(up.requests().is_empty());
+    let resp = raw(
+        &proxy,
+        format!(
+            "POST /api/prom/push HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+        )
+        .as_bytes(),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    let got = up.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, b"hello");
+    assert_ne!(
+        got[0].headers.get("content-length").map(|v| v.as_bytes()),
+        Some(&b"3"[..])
+    );
+}

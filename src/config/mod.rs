@@ -22,7 +22,7 @@ use crate::access::{AccessClass, AccessSet};
 
 pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
 pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
-pub use render::render_effective;
+pub use render::{config_warnings, render_effective};
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
 pub use validate::{

@@ -12,6 +12,13 @@ struct Effective<'a> {
     shutdown_delay: String,
     shutdown_grace: String,
     header_read_timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_listen: Option<String>,
+    via_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_in_flight: Option<usize>,
     log: &'a str,
     log_format: &'static str,
     require_client_auth: bool,
@@ -82,6 +89,8 @@ struct EffectiveTls {
 
 #[derive(Serialize)]
 struct EffectiveTenant<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    namespaces: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     client_tokens_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +134,9 @@ struct EffectiveRoute<'a> {
     rewrite: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<&'static str>,
+    upgrade_idle_timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body_bytes: Option<u64>,
 }
 
 fn human(d: std::time::Duration) -> String {
@@ -151,6 +163,22 @@ fn upstreams(ups: &BTreeMap<String, Upstream>) -> BTreeMap<&str, EffectiveUpstre
         .collect()
 }
 
+/// What `check-config` warns about without failing: settings that are valid
+/// but almost certainly not what was meant.
+pub fn config_warnings(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let has_clients = c
+        .tenants
+        .values()
+        .any(|t| !t.clients.is_empty() || t.client_tokens_file.is_some());
+    if !c.require_client_auth && has_clients {
+        out.push(
+            "require_client_auth = false while tenants have clients: anyone who names a tenant in X-Scope-OrgID gets its identity and credentials".to_string(),
+        );
+    }
+    out
+}
+
 /// Render the effective config. Tokens appear only as `<redacted>`.
 pub fn render_effective(c: &Config) -> String {
     let eff = Effective {
@@ -158,6 +186,10 @@ pub fn render_effective(c: &Config) -> String {
         shutdown_delay: human(c.shutdown_delay),
         shutdown_grace: human(c.shutdown_grace),
         header_read_timeout: human(c.header_read_timeout),
+        admin_listen: c.admin_listen.map(|a| a.to_string()),
+        via_name: &c.via_name,
+        max_connections: c.max_connections,
+        max_in_flight: c.max_in_flight,
         log: &c.log,
         log_format: match c.log_format {
             LogFormat::Json => "json",
@@ -174,6 +206,8 @@ pub fn render_effective(c: &Config) -> String {
                 upstream: &r.upstream,
                 rewrite: &r.rewrite,
                 class: r.class.map(|c| c.as_str()),
+                upgrade_idle_timeout: human(r.upgrade_idle_timeout),
+                max_body_bytes: r.max_body_bytes,
             })
             .collect(),
         tenants: c
@@ -183,6 +217,7 @@ pub fn render_effective(c: &Config) -> String {
                 (
                     name.as_str(),
                     EffectiveTenant {
+                        namespaces: &t.namespaces,
                         client_tokens_file: t
                             .client_tokens_file
                             .as_ref()
