@@ -12,4 +12,5 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/lgtm-proxy /lgtm-proxy
 USER 65532:65532
 EXPOSE 8085
+EXPOSE 8086
 ENTRYPOINT ["/lgtm-proxy"]

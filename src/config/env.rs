@@ -21,6 +21,7 @@ pub const BUILTIN_UPSTREAMS: &[&str] = &[
 /// Reserved top-level names and the config key each one sets.
 const RESERVED: &[(&str, &str)] = &[
     ("LGTM_LISTEN", "listen"),
+    ("LGTM_ADMIN_LISTEN", "admin_listen"),
     ("LGTM_TOKEN", "token"),
     ("LGTM_TOKEN_FILE", "token_file"),
     ("LGTM_LOG", "log"),
