@@ -20,6 +20,7 @@ use crate::error::{json_response, ProxyError};
 use crate::proxy::headers::ClientAddr;
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
 use crate::remote_write::Controller;
+use crate::revocation::{Identity, Seen, SessionWatch};
 use crate::routes::{canonical_target, DEBUG_COLLECTED, DEBUG_TARGETS, RESERVED_PATHS};
 use crate::rules_sync::Syncer;
 use crate::state::State;
@@ -39,6 +40,9 @@ const NO_TENANT: &str = "none";
 
 pub struct App {
     state: ArcSwap<State>,
+    /// Every swapped-in state, for open connections and sessions to check
+    /// their identities against (`revocation`).
+    states: tokio::sync::watch::Sender<Arc<State>>,
     metrics: Arc<Metrics>,
     ids: RequestIds,
     draining: AtomicBool,
@@ -62,10 +66,11 @@ impl App {
         jobs.reconcile(config.remote_write.as_ref());
         let rules = Syncer::new(metrics.clone());
         rules.reconcile(config.rules_sync.as_ref());
-        let state = State::build(config, &metrics, &mut clients, None);
+        let state = Arc::new(State::build(config, &metrics, &mut clients, None));
         metrics.config_last_success.set(unix_now());
         App {
-            state: ArcSwap::from_pointee(state),
+            state: ArcSwap::new(state.clone()),
+            states: tokio::sync::watch::Sender::new(state),
             metrics,
             ids: RequestIds::new(),
             draining: AtomicBool::new(false),
@@ -82,13 +87,25 @@ impl App {
         let old = self.state.load_full();
         self.jobs.reconcile(config.remote_write.as_ref());
         self.rules.reconcile(config.rules_sync.as_ref());
-        let state = State::build(config, &self.metrics, &mut clients, Some(&old));
-        self.state.store(Arc::new(state));
+        let state = Arc::new(State::build(
+            config,
+            &self.metrics,
+            &mut clients,
+            Some(&old),
+        ));
+        self.state.store(state.clone());
+        // Open connections and sessions re-check their identities.
+        self.states.send_replace(state);
         // Pools the new state no longer uses go now, unless requests still
         // running on the replaced state hold them (then at a later reload).
         drop(old);
         clients.prune_pools();
         self.metrics.config_last_success.set(unix_now());
+    }
+
+    /// The states to come (the current one marked seen).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<State>> {
+        self.states.subscribe()
     }
 
     pub fn current(&self) -> Arc<State> {
@@ -111,11 +128,13 @@ impl App {
 
     /// `peer_cn`: the subject CN of the connection's verified client
     /// certificate, when mTLS is on.
+    /// `seen`: the identities this request's connection was used with.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         peer: &ClientAddr,
         peer_cn: Option<&str>,
+        seen: &Seen,
     ) -> Response<Body> {
         let start = Instant::now();
         let state = self.state.load_full();
@@ -161,6 +180,17 @@ impl App {
             }
         };
         let tenant = &state.tenants[tenant_idx];
+        // An identity a reload could revoke (a client, or a named tenant):
+        // the connection remembers it, and an upgrade's session watches it.
+        let mut session = None;
+        if client.is_some() || tenant_idx != 0 {
+            let client_name = client.map(|c| &c.name);
+            seen.note(req.headers(), peer_cn, &tenant.name, client_name);
+            if upgrade_requested(&req) {
+                let identity = Identity::new(req.headers(), peer_cn, &tenant.name, client_name);
+                session = Some(SessionWatch::new(identity, self.subscribe()));
+            }
+        }
         let Some(matched) = state.table.find(&path) else {
             return reject(ProxyError::NoRoute, &tenant.name, "none", NO_UPSTREAM);
         };
@@ -244,6 +274,7 @@ impl App {
             upgrade_idle_timeout: matched.route.upgrade_idle_timeout,
             max_body_bytes: matched.route.max_body_bytes,
             via: state.via.clone(),
+            session,
         };
         forward(routed, req, &self.ids).await
     }
@@ -430,6 +461,11 @@ fn debug_access(
             access: c.access,
         }),
     }
+}
+
+/// An HTTP/1.1 WebSocket upgrade (the only kind passed).
+fn upgrade_requested<B>(req: &Request<B>) -> bool {
+    crate::proxy::upgrade_requested(req.headers(), req.version()).is_some()
 }
 
 /// `Transfer-Encoding`, when present, is `chunked` alone. hyper has

@@ -50,6 +50,8 @@ pub enum ProxyError {
     RequestIdle { after: Duration },
     #[error("overloaded: {limit} reached")]
     Overloaded { limit: &'static str },
+    #[error("upstream {upstream}: all {max} connections stayed busy for connect_timeout (upstreams.{upstream}.max_connections)")]
+    UpstreamBusy { upstream: Arc<str>, max: usize },
     #[error("request headers too large (limits: 200 fields, 64 KiB)")]
     HeadersTooLarge,
     #[error("transfer coding not supported: only 'chunked' alone is accepted")]
@@ -103,7 +105,7 @@ impl ProxyError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestIdle { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -155,6 +157,11 @@ impl ProxyError {
             Self::Overloaded { limit } => {
                 obj.insert("limit".into(), (*limit).into());
             }
+            Self::UpstreamBusy { upstream, max } => {
+                obj.insert("upstream".into(), upstream.as_ref().into());
+                obj.insert("setting".into(), "max_connections".into());
+                obj.insert("value".into(), (*max).into());
+            }
             Self::TooManyRequests { limit, retry_after } => {
                 obj.insert("limit".into(), (*limit).into());
                 obj.insert("retry_after".into(), (*retry_after).into());
@@ -197,7 +204,7 @@ impl ProxyError {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            Self::Overloaded { .. } => {
+            Self::Overloaded { .. } | Self::UpstreamBusy { .. } => {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }

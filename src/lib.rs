@@ -16,6 +16,7 @@ pub mod preface;
 pub mod proxy;
 pub mod reload;
 pub mod remote_write;
+pub mod revocation;
 pub mod routes;
 pub mod rules_sync;
 pub mod server;

@@ -27,6 +27,7 @@ use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::config::{subject_cn, Config};
 use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
+use crate::revocation::{revoked, Seen};
 use crate::tenant::{InFlight, InFlightGuard};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
@@ -309,15 +310,26 @@ impl Connection {
                 return;
             }
         };
+        let seen = Arc::new(Seen::default());
+        let states = self.app.subscribe();
         let conn = self
             .builder
             .serve_connection_with_upgrades(
                 TokioIo::new(io),
-                service(self.app, peer, peer_cn, self.probes_only),
+                service(self.app, peer, peer_cn, self.probes_only, seen.clone()),
             )
             .into_owned();
-        if let Err(e) = self.watcher.watch(conn).await {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tokio::select! {
+            served = self.watcher.watch(conn) => {
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            // A reload revoked an identity this connection was used with:
+            // dropping the connection closes it, streams and all.
+            _ = revoked(states, move |s| seen.all_hold(s)) => {
+                tracing::info!(%peer, "connection closed: a reload revoked its client credentials");
+            }
         }
     }
 }
@@ -328,6 +340,7 @@ fn service(
     peer: SocketAddr,
     peer_cn: Option<Arc<str>>,
     probes_only: bool,
+    seen: Arc<Seen>,
 ) -> TowerToHyperService<
     impl tower::Service<
             Request<Incoming>,
@@ -349,6 +362,7 @@ fn service(
             let app = app.clone();
             let peer = peer.clone();
             let peer_cn = peer_cn.clone();
+            let seen = seen.clone();
             async move {
                 if probes_only {
                     let full = crate::error::ProxyError::Overloaded {
@@ -356,7 +370,7 @@ fn service(
                     };
                     return Ok::<_, Infallible>(app.probes_only(&req, full));
                 }
-                Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref()).await)
+                Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref(), &seen).await)
             }
         }));
     TowerToHyperService::new(stack)

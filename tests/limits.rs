@@ -479,3 +479,58 @@ async fn the_accept_loop_survives_running_out_of_file_descriptors() {
     let warnings = proxy.logs().matches("accept failed; backing off").count();
     assert!(warnings < 500, "{warnings} accept warnings: the loop spun");
 }
+
+/// One h2 client with many streams open never makes the proxy open more
+/// than the upstream's `max_connections`: the streams beyond wait up to
+/// `connect_timeout` for a connection and then get 503 naming the setting.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_max_connections_bounds_its_sockets() {
+    let up = RecordingUpstream::start(Behavior::Hang).await;
+    let (proxy, _f) = ProxyProc::start_with_file(
+        &upstream_toml(
+            &up.url(),
+            "max_connections = 4\nconnect_timeout = \"500ms\"\ntimeout = \"3s\"",
+            "",
+            "",
+        ),
+        &[],
+    );
+    let client = h2c_client();
+    let sends: Vec<_> = (0..24)
+        .map(|i| {
+            let req = Request::get(proxy.url(&format!("/loki/api/v1/labels?i={i}")))
+                .body(empty())
+                .unwrap();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let res = client.request(req).await.unwrap();
+                let status = res.status().as_u16();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for s in sends {
+        let (status, body) = proxy.within("a bounded request", s).await.unwrap();
+        if status == 503 {
+            assert!(body.contains("upstreams.loki.max_connections"), "{body}");
+        }
+        statuses.push(status);
+    }
+    // Each connection carries one hung request: at most 4 reached it.
+    assert!(
+        up.requests().len() <= 4,
+        "{} upstream requests",
+        up.requests().len()
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 504).count(),
+        up.requests().len()
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        24 - up.requests().len(),
+        "{statuses:?}"
+    );
+}

@@ -109,13 +109,28 @@ fn basic(user: &str, token: &str) -> String {
 }
 
 async fn connect(proxy: &ProxyProc, path: &str) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    connect_with(
+        proxy,
+        path,
+        &[
+            ("authorization", "Bearer client-secret"),
+            ("x-scope-orgid", "spoofed"),
+        ],
+    )
+    .await
+}
+
+async fn connect_with(
+    proxy: &ProxyProc,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
     let mut req = format!("ws://{}{path}", proxy.addr)
         .into_client_request()
         .unwrap();
-    req.headers_mut()
-        .insert("authorization", "Bearer client-secret".parse().unwrap());
-    req.headers_mut()
-        .insert("x-scope-orgid", "spoofed".parse().unwrap());
+    for (k, v) in headers {
+        req.headers_mut().insert(*k, v.parse().unwrap());
+    }
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
     let (ws, res) = tokio_tungstenite::client_async(req, stream)
         .await
@@ -256,4 +271,99 @@ async fn upgrades_use_http1_even_when_a_tls_upstream_offers_h2() {
         "the upgrade negotiated {:?}",
         s.alpn
     );
+}
+
+/// A reload that revokes a client closes what it still holds open: its
+/// WebSocket session and its HTTP/2 connection, within `watch_interval`
+/// and a second. Another client's session and connection stay open.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_client_closes_its_open_session_and_h2_connection() {
+    let (addr, _) = ws_upstream(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, "token-a\n").unwrap();
+    std::fs::write(&b, "token-b\n").unwrap();
+    let toml = format!(
+        r#"watch_interval = "1s"
+[tenants.stage.upstreams.loki]
+url = "http://{addr}"
+basic_auth = false
+[[tenants.stage.clients]]
+name = "a"
+token_file = "{}"
+[[tenants.stage.clients]]
+name = "b"
+token_file = "{}"
+"#,
+        a.display(),
+        b.display()
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    let tail = "/loki/api/v1/tail?query=x";
+    let mut ws_a = connect_with(&proxy, tail, &[("authorization", "Bearer token-a")]).await;
+    let mut ws_b = connect_with(&proxy, tail, &[("authorization", "Bearer token-b")]).await;
+    for ws in [&mut ws_a, &mut ws_b] {
+        ws.send(Message::Text("ping".into())).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text("ping".into())
+        );
+    }
+    // An h2 (prior knowledge) connection per client, one request each.
+    let h2 = |token: &'static str| {
+        let addr = proxy.addr;
+        async move {
+            let io = hyper_util::rt::TokioIo::new(TcpStream::connect(addr).await.unwrap());
+            let (mut tx, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            let closed = tokio::spawn(conn);
+            let req = http::Request::get(format!("http://{addr}/loki/api/v1/labels"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(empty())
+                .unwrap();
+            let res = tx.send_request(req).await.unwrap();
+            assert_ne!(res.status(), 401);
+            (tx, closed)
+        }
+    };
+    let (_tx_a, h2_a) = h2("token-a").await;
+    let (_tx_b, h2_b) = h2("token-b").await;
+
+    std::fs::remove_file(&a).unwrap();
+    let revoked_at = Instant::now();
+    // The session ends: a close or an error, never another echo.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws_a.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the revoked client's session stayed open");
+    let _ = tokio::time::timeout(Duration::from_secs(10), h2_a)
+        .await
+        .expect("the revoked client's h2 connection stayed open");
+    let took = revoked_at.elapsed();
+    assert!(
+        took < Duration::from_secs(2) + Duration::from_millis(500),
+        "closed after {took:?} (watch_interval 1s)"
+    );
+    // b is untouched.
+    ws_b.send(Message::Text("still".into())).await.unwrap();
+    assert_eq!(
+        ws_b.next().await.unwrap().unwrap(),
+        Message::Text("still".into())
+    );
+    assert!(
+        !h2_b.is_finished(),
+        "the other client's h2 connection was closed"
+    );
+    assert!(proxy
+        .logs()
+        .contains("a reload revoked its client credentials"));
 }

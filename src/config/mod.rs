@@ -118,6 +118,8 @@ pub struct Upstream {
     pub idle_timeout: Duration,
     /// Extra trusted CA for this upstream, read and parsed at load time.
     pub ca: Option<CaFile>,
+    /// Connections open to this upstream at most.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +160,7 @@ pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_VIA_NAME: &str = "lgtm-proxy";
+pub const DEFAULT_UPSTREAM_MAX_CONNECTIONS: usize = 256;
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);

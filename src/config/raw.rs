@@ -81,6 +81,8 @@ pub struct RawClient {
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
+    /// Connections open to this upstream at most (its pool).
+    pub max_connections: Option<usize>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub user: Option<String>,
     pub token: Option<Secret>,

@@ -123,6 +123,7 @@ struct EffectiveUpstream<'a> {
     tenant: &'a str,
     timeout: String,
     connect_timeout: String,
+    max_connections: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     ca_file: Option<String>,
 }
@@ -156,6 +157,7 @@ fn upstreams(ups: &BTreeMap<String, Upstream>) -> BTreeMap<&str, EffectiveUpstre
                     tenant: u.tenant.as_deref().unwrap_or(""),
                     timeout: human(u.timeout),
                     connect_timeout: human(u.connect_timeout),
+                    max_connections: u.max_connections,
                     ca_file: u.ca.as_ref().map(|ca| ca.path.display().to_string()),
                 },
             )

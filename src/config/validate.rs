@@ -16,7 +16,8 @@ use super::{
     RawUpstream, Route, Secret, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT,
-    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
+    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME,
+    DEFAULT_WATCH_INTERVAL,
 };
 
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
@@ -470,6 +471,14 @@ fn upstream(
         DEFAULT_IDLE_TIMEOUT,
         false,
     );
+    let max_connections = match up.max_connections {
+        Some(0) => {
+            p.add(format!("{key}.max_connections"), "must be at least 1");
+            DEFAULT_UPSTREAM_MAX_CONNECTIONS
+        }
+        Some(n) => n,
+        None => DEFAULT_UPSTREAM_MAX_CONNECTIONS,
+    };
     let token_problems = p.0.len();
     let own_token = secret(
         p,
@@ -549,6 +558,7 @@ fn upstream(
         connect_timeout,
         idle_timeout,
         ca,
+        max_connections,
     })
 }
 
@@ -826,6 +836,7 @@ fn inherit(own: &RawUpstream, top: Option<&RawUpstream>, tenant: &str) -> RawUps
         connect_timeout: own.connect_timeout.clone().or(top.connect_timeout),
         idle_timeout: own.idle_timeout.clone().or(top.idle_timeout),
         ca_file: own.ca_file.clone().or(top.ca_file),
+        max_connections: own.max_connections.or(top.max_connections),
     }
 }
 

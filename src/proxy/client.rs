@@ -128,11 +128,12 @@ impl ClientSet {
                 return None;
             }
         }
-        if let Some((_, _, _, pool)) = self
-            .pools
-            .iter()
-            .find(|(k, s, a, _)| *k == key && *s == up.scheme && *a == up.authority)
-        {
+        if let Some((_, _, _, pool)) = self.pools.iter().find(|(k, s, a, pool)| {
+            *k == key
+                && *s == up.scheme
+                && *a == up.authority
+                && pool.max_connections() == up.max_connections
+        }) {
             return Some(pool.clone());
         }
         let dialer = if up.scheme == Scheme::HTTP {
@@ -151,6 +152,8 @@ impl ClientSet {
             up.scheme.clone(),
             &up.authority,
             POOL_IDLE_TIMEOUT,
+            up.max_connections,
+            up.connect_timeout,
         ));
         self.pools
             .push((key, up.scheme.clone(), up.authority.clone(), pool.clone()));

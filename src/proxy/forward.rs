@@ -43,6 +43,9 @@ pub struct Routed {
     pub max_body_bytes: Option<u64>,
     /// `1.1 <via_name>`, appended to the request's `Via`.
     pub via: http::HeaderValue,
+    /// For an upgrade by a revocable identity: closes the session when a
+    /// reload revokes it.
+    pub session: Option<crate::revocation::SessionWatch>,
 }
 
 pub async fn forward(
@@ -60,6 +63,7 @@ pub async fn forward(
         upgrade_idle_timeout,
         max_body_bytes,
         via: via_entry,
+        session,
     } = routed;
     let upgrade =
         upgrade::requested(req.headers(), req.version()).map(|p| (p, hyper::upgrade::on(&mut req)));
@@ -166,7 +170,13 @@ pub async fn forward(
                 after: target.idle_timeout,
             },
             BodyEnd::Failed => ProxyError::RequestBody,
-            _ => classify(e.is_connect(), e.as_error(), &target),
+            _ => match e {
+                SendFailed::Pool(SendError::Busy { max }) => ProxyError::UpstreamBusy {
+                    upstream: target.name.clone(),
+                    max,
+                },
+                e => classify(e.is_connect(), e.as_error(), &target),
+            },
         }),
         Err(_) => Err(ProxyError::Timeout {
             upstream: target.name.clone(),
@@ -176,7 +186,9 @@ pub async fn forward(
     };
     match result {
         Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => match upgrade {
-            Some((_, inbound)) => upgrade::switch(res, inbound, exchange, upgrade_idle_timeout),
+            Some((_, inbound)) => {
+                upgrade::switch(res, inbound, exchange, upgrade_idle_timeout, session)
+            }
             // A switch nobody asked for (the request's other upgrade
             // tokens were removed): never a tunnel.
             None => {

@@ -24,3 +24,4 @@ pub use forward::{forward, root_cause, Routed};
 pub use pool::UpstreamPool;
 pub use request_id::RequestIds;
 pub use target::{basic_auth, Target};
+pub use upgrade::requested as upgrade_requested;

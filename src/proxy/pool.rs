@@ -81,6 +81,32 @@ pub struct UpstreamPool<B = Metered<Incoming>> {
     /// The task closing connections idle past `idle_timeout` runs once any
     /// connection was made.
     reaper_started: std::sync::Once,
+    /// One permit per open connection (`max_connections`): a request that
+    /// finds none free and no idle connection waits up to `slot_wait`.
+    slots: Arc<tokio::sync::Semaphore>,
+    max_connections: usize,
+    slot_wait: Duration,
+    /// Woken when a connection goes idle or closes.
+    freed: Arc<tokio::sync::Notify>,
+}
+
+/// A connection's place under `max_connections`, held for its lifetime;
+/// letting go wakes the requests waiting for one.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    freed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.freed.notify_waiters();
+    }
+}
+
+/// What a request waiting under the cap got.
+enum Got<B> {
+    Conn(Conn<B>),
+    Slot(Slot),
 }
 
 struct Held<B> {
@@ -122,6 +148,9 @@ pub enum SendError {
     Connect(#[source] BoxError),
     #[error(transparent)]
     Request(hyper::Error),
+    /// Every one of `max_connections` stayed busy for the whole wait.
+    #[error("all {max} connections busy")]
+    Busy { max: usize },
 }
 
 impl SendError {
@@ -228,7 +257,10 @@ where
                 // Boxed: connecting is rare, and its futures (resolver, TCP,
                 // TLS, handshake) would otherwise make every request's
                 // future larger.
-                None => (Box::pin(self.connect()).await?, true),
+                None => match Box::pin(self.idle_or_slot()).await? {
+                    Got::Conn(conn) => (conn, false),
+                    Got::Slot(slot) => (Box::pin(self.connect(slot)).await?, true),
+                },
             };
             // The request is sent from here, not from a helper's future,
             // so it is moved once on the way (callgrind).
@@ -264,6 +296,38 @@ where
                 // connection that refuses it has failed.
                 Attempt::Unsent(unsent, _) if !fresh => req = unsent,
                 Attempt::Unsent(_, e) | Attempt::Failed(e) => return Err(SendError::Request(e)),
+            }
+        }
+    }
+
+    /// A connection that went idle, or a free slot for a new one, waiting
+    /// at most `slot_wait` (then `Busy`).
+    async fn idle_or_slot(&self) -> Result<Got<B>, SendError> {
+        let deadline = tokio::time::Instant::now() + self.slot_wait;
+        loop {
+            // Registered before looking, so a release between the look and
+            // the wait still wakes this request.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(conn) = self.take() {
+                return Ok(Got::Conn(conn));
+            }
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Ok(Got::Slot(Slot {
+                    _permit: permit,
+                    freed: self.freed.clone(),
+                }));
+            }
+            // A stream freed on a full h2 connection wakes nobody: look
+            // again every 50 ms too.
+            let next_look = (tokio::time::Instant::now() + Duration::from_millis(50)).min(deadline);
+            if tokio::time::timeout_at(next_look, freed).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
+                return Err(SendError::Busy {
+                    max: self.max_connections,
+                });
             }
         }
     }
@@ -310,10 +374,10 @@ where
     /// waited for it fails with its error (as Envoy fails a pool's pending
     /// streams) instead of each trying again in turn, `connect_timeout`
     /// after `connect_timeout`.
-    async fn connect(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
+    async fn connect(self: &Arc<Self>, slot: Slot) -> Result<Conn<B>, SendError> {
         let known_h1 = || self.lock_held().alpn_h2 == Some(false);
         if !matches!(self.dialer, Dialer::Tls(_)) || known_h1() {
-            return self.dial().await;
+            return self.dial(slot).await;
         }
         let failures_before = self.failed_connects.load(Ordering::Acquire);
         let mut gate = self.h2_connecting.lock().await;
@@ -324,14 +388,14 @@ where
             // The connect this one waited for found http/1.1: connect in
             // parallel from here on.
             drop(gate);
-            return self.dial().await;
+            return self.dial(slot).await;
         }
         if self.failed_connects.load(Ordering::Acquire) != failures_before {
             if let Some(failed) = gate.as_ref() {
                 return Err(SendError::Connect(Box::new(failed.clone())));
             }
         }
-        match self.dial().await {
+        match self.dial(slot).await {
             Err(SendError::Connect(e)) => {
                 let failed = SharedFailure(Arc::new(e));
                 *gate = Some(failed.clone());
@@ -346,7 +410,7 @@ where
     }
 
     /// Dial and handshake one connection.
-    async fn dial(self: &Arc<Self>) -> Result<Conn<B>, SendError> {
+    async fn dial(self: &Arc<Self>, slot: Slot) -> Result<Conn<B>, SendError> {
         let connect = |e: BoxError| SendError::Connect(e);
         let conn = match &self.dialer {
             Dialer::Plain(c) => {
@@ -355,7 +419,7 @@ where
                     .oneshot(self.dial.clone())
                     .await
                     .map_err(|e| connect(e.into()))?;
-                self.handshake_h1(io).await?
+                self.handshake_h1(io, slot).await?
             }
             Dialer::Tls(c) => {
                 let io = c
@@ -373,6 +437,7 @@ where
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "upstream h2 connection ended with an error");
                         }
+                        drop(slot);
                     });
                     let open = Arc::new(AtomicUsize::new(0));
                     let stream = Stream::on(&open);
@@ -382,7 +447,7 @@ where
                     Conn::H2(tx, stream)
                 } else {
                     self.lock_held().alpn_h2 = Some(false);
-                    self.handshake_h1(io).await?
+                    self.handshake_h1(io, slot).await?
                 }
             }
         };
@@ -392,7 +457,7 @@ where
         Ok(conn)
     }
 
-    async fn handshake_h1<T>(&self, io: T) -> Result<Conn<B>, SendError>
+    async fn handshake_h1<T>(&self, io: T, slot: Slot) -> Result<Conn<B>, SendError>
     where
         T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
@@ -404,6 +469,7 @@ where
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
+            drop(slot);
         });
         Ok(Conn::H1(tx))
     }
@@ -458,11 +524,15 @@ impl<B> From<hyper::client::conn::TrySendError<Request<B>>> for Attempt<B> {
 }
 
 impl<B> UpstreamPool<B> {
+    /// `max_connections` open at once; a request waits at most
+    /// `slot_wait` for one to free.
     pub fn new(
         dialer: Dialer,
         scheme: Scheme,
         authority: &Authority,
         idle_timeout: Duration,
+        max_connections: usize,
+        slot_wait: Duration,
     ) -> Self {
         let dial = Uri::builder()
             .scheme(scheme.clone())
@@ -487,7 +557,16 @@ impl<B> UpstreamPool<B> {
             h2_connecting: tokio::sync::Mutex::new(None),
             failed_connects: AtomicU64::new(0),
             reaper_started: std::sync::Once::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            max_connections,
+            slot_wait,
+            freed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// The `max_connections` this pool was built with.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// Open another h2 connection once each carries `streams` streams.
@@ -509,6 +588,8 @@ impl<B> UpstreamPool<B> {
         let mut held = self.lock_held();
         if held.idle.len() < MAX_IDLE {
             held.idle.push(Idle::new(tx));
+            drop(held);
+            self.freed.notify_waiters();
         }
     }
 }

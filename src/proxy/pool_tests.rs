@@ -70,6 +70,8 @@ fn pool<B>(authority: &Authority, idle: Duration) -> Arc<UpstreamPool<B>> {
         Scheme::HTTP,
         authority,
         idle,
+        256,
+        Duration::from_secs(5),
     ))
 }
 
@@ -338,6 +340,8 @@ fn tls_pool(authority: &Authority, dialer: Dialer) -> Arc<UpstreamPool<Full<Byte
         Scheme::HTTPS,
         authority,
         Duration::from_secs(90),
+        256,
+        Duration::from_secs(5),
     ))
 }
 
@@ -415,8 +419,15 @@ async fn requests_past_an_h2_connections_stream_limit_open_another_connection() 
     let (authority, accepted, dialer) =
         tls_upstream_with(&[b"h2"], Duration::from_secs(60), Some(2), Some(hold)).await;
     let pool = Arc::new(
-        UpstreamPool::new(dialer, Scheme::HTTPS, &authority, Duration::from_secs(90))
-            .with_h2_streams(2),
+        UpstreamPool::new(
+            dialer,
+            Scheme::HTTPS,
+            &authority,
+            Duration::from_secs(90),
+            256,
+            Duration::from_secs(5),
+        )
+        .with_h2_streams(2),
     );
     let sends: Vec<_> = (0..6)
         .map(|i| {
@@ -450,4 +461,86 @@ async fn requests_past_an_h2_connections_stream_limit_open_another_connection() 
         );
     }
     assert_eq!(accepted.load(SeqCst), 3);
+}
+
+/// `max_connections` bounds the pool: with every connection busy, a request
+/// waits for one to free (and then reuses it) or, after `slot_wait`, fails
+/// `Busy` without opening another.
+#[tokio::test]
+async fn max_connections_bounds_the_pool_and_a_request_waits_for_a_free_one() {
+    // Requests are held until `open` is set, then answered at once.
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = open.clone();
+    let (authority, accepted) = accept_each(move |s| {
+        let gate = gate.clone();
+        async move {
+            let svc = service_fn(move |_req: Request<Incoming>| {
+                let gate = gate.clone();
+                async move {
+                    while !gate.load(SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+        }
+    })
+    .await;
+    let pool: Arc<UpstreamPool<Full<Bytes>>> = Arc::new(UpstreamPool::new(
+        Dialer::Plain(HttpConnector::new()),
+        Scheme::HTTP,
+        &authority,
+        Duration::from_secs(90),
+        2,
+        Duration::from_millis(300),
+    ));
+    let req = || Request::get("/x").body(Full::new(Bytes::new())).unwrap();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            let r = req();
+            tokio::spawn(async move { pool.send(r).await.map(|(res, lent)| (res.status(), lent)) })
+        })
+        .collect();
+    // Wait until both connections are open and holding a request.
+    for _ in 0..100 {
+        if accepted.load(SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A third: no slot and nothing idle within slot_wait.
+    let started = std::time::Instant::now();
+    let third = pool.send(req()).await;
+    assert!(
+        matches!(third, Err(SendError::Busy { max: 2 })),
+        "{:?}",
+        third.err()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(accepted.load(SeqCst), 2, "a third connection was opened");
+    // A fourth waits; the first answer frees a connection, which it reuses.
+    let waiting = {
+        let pool = pool.clone();
+        let r = req();
+        tokio::spawn(async move { pool.send(r).await.map(|(res, lent)| (res.status(), lent)) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    open.store(true, SeqCst);
+    for b in busy {
+        let (status, lent) = b.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        lent.give_back();
+    }
+    let (status, _) = waiting.await.unwrap().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        accepted.load(SeqCst),
+        2,
+        "the waiting request opened a connection"
+    );
 }

@@ -60,6 +60,7 @@ pub fn switch(
     inbound: OnUpgrade,
     exchange: Arc<Exchange>,
     idle: Duration,
+    session: Option<crate::revocation::SessionWatch>,
 ) -> Response<Body> {
     let outbound = hyper::upgrade::on(&mut res);
     let (mut parts, _) = res.into_parts();
@@ -84,7 +85,13 @@ pub fn switch(
         };
         let sessions = &exchange.metrics().upgraded_sessions;
         sessions.inc();
-        let (up, down, end) = splice(client, upstream, idle).await;
+        let revoked = async move {
+            match session {
+                Some(watch) => watch.revoked().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (up, down, end) = splice(client, upstream, idle, revoked).await;
         sessions.dec();
         exchange.add_bytes(Direction::In, up);
         exchange.add_bytes(Direction::Out, down);
@@ -99,15 +106,21 @@ pub fn switch(
     Response::from_parts(parts, Either::Left(Full::new(Bytes::new())))
 }
 
-/// Copy both ways until both sides have closed, an error, or `idle` with no
-/// byte in either direction. A side's EOF is passed on as a write shutdown
+/// Copy both ways until both sides have closed, an error, `idle` with no
+/// byte in either direction, or `stop`. A side's EOF is passed on as a write shutdown
 /// (half-close). Returns bytes client->upstream, upstream->client, and why
 /// it ended.
-pub async fn splice<A, B>(mut a: A, mut b: B, idle: Duration) -> (u64, u64, &'static str)
+pub async fn splice<A, B>(
+    mut a: A,
+    mut b: B,
+    idle: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> (u64, u64, &'static str)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    tokio::pin!(stop);
     let mut buf_a = vec![0u8; 16 * 1024];
     let mut buf_b = vec![0u8; 16 * 1024];
     let (mut a_open, mut b_open) = (true, true);
@@ -117,6 +130,8 @@ where
             break "closed";
         }
         tokio::select! {
+            // A reload revoked the session's identity.
+            _ = &mut stop => break "revoked",
             r = a.read(&mut buf_a), if a_open => match r {
                 Ok(0) => {
                     a_open = false;
