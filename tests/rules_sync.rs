@@ -457,3 +457,59 @@ async fn promtool_and_a_real_prometheus_accept_what_the_ruler_received() {
         }
     }
 }
+
+/// A PrometheusRule acts only for the tenant its namespace is bound to: a
+/// `tenant` label naming another tenant gets nothing written anywhere, and
+/// resources in namespaces no tenant lists reach only the default tenant
+/// (which has no ruler here), while the rest syncs. (Colliding ruler
+/// namespaces: `rules_sync::load` unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_files_never_write_outside_their_namespaces_tenant() {
+    let m = mimir().await;
+    let dir = rules_dir();
+    let stage_rule = std::fs::read_to_string(dir.path().join("stage-webapp.yaml")).unwrap();
+    // webapp is stage's: a label naming prod is refused.
+    std::fs::write(
+        dir.path().join("cross.yaml"),
+        stage_rule
+            .replace("name: webapp-rules", "name: steal")
+            .replace("tenant: stage", "tenant: prod"),
+    )
+    .unwrap();
+    // Unbound namespaces: the default tenant only, which has no ruler here.
+    for (file, ns, name) in [
+        ("c1.yaml", "team-a", "x-rules"),
+        ("c2.yaml", "team-a-x", "rules"),
+    ] {
+        std::fs::write(
+            dir.path().join(file),
+            stage_rule
+                .replace("namespace: webapp", &format!("namespace: {ns}"))
+                .replace("name: webapp-rules", &format!("name: {name}"))
+                .replace("    tenant: stage\n", ""),
+        )
+        .unwrap();
+    }
+    let toml = config(&m.url(), &m.url(), dir.path(), "1h");
+    let (code, _, stderr) = proxy::run_cli(&["check-config"], &toml).await;
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("cross.yaml: metadata.labels.tenant: names tenant \"prod\", but namespace webapp may act only for stage"),
+        "{stderr}"
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
+    eventually("both tenants' rulers in sync", || async {
+        groups(&m, STAGE_ORG).iter().any(|(ns, _)| ns == STAGE_NS)
+            && groups(&m, PROD_ORG)
+                .iter()
+                .any(|(ns, _)| ns == "lgtm-payments-payments-slo")
+    })
+    .await;
+    for call in m.calls() {
+        assert!(
+            !call.path.contains("steal") && !call.path.contains("team-a"),
+            "{call:?}"
+        );
+    }
+    assert!(proxy.logs().contains("cross.yaml"), "{}", proxy.logs());
+}
