@@ -1,8 +1,9 @@
 //! Nothing outlives its identity. A request is authenticated when it
 //! arrives, but an HTTP/2 connection carries many requests and an upgraded
 //! WebSocket session runs for hours after its one request: when a reload
-//! revokes the client's credentials, removes its client or tenant, or
-//! renames its certificate's client, what is still open must close. Each
+//! revokes the client's credentials, removes its client or tenant, renames
+//! its certificate's client, or rotates the client CA so that its
+//! certificate no longer verifies, what is still open must close. Each
 //! such connection and session remembers the credentials it was accepted
 //! with ([`Identity`]); after every reload it resolves them again against
 //! the new state, and closes when they no longer select the same tenant and
@@ -11,6 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use tokio::sync::watch;
 
 use crate::proxy::headers::X_SCOPE_ORGID;
@@ -123,6 +125,24 @@ impl Seen {
         let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         !seen.overflowed && seen.identities.iter().all(|i| i.holds(state))
     }
+}
+
+/// A client certificate chain a connection was accepted with (end entity
+/// first) still verifies under `state`'s client CA. A config without one
+/// (mTLS turned off, or TLS altogether) no longer vouches for it.
+pub fn chain_verifies(chain: &[CertificateDer<'static>], state: &State) -> bool {
+    let Some((end_entity, intermediates)) = chain.split_first() else {
+        return true;
+    };
+    let verifier = state
+        .config
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_verifier.as_ref());
+    verifier.is_some_and(|v| {
+        v.verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .is_ok()
+    })
 }
 
 /// Resolves once a reload publishes a state in which `holds` is false;

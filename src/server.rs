@@ -27,7 +27,7 @@ use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::config::{subject_cn, Config};
 use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
-use crate::revocation::{revoked, Seen};
+use crate::revocation::{chain_verifies, revoked, Seen};
 use crate::tenant::{InFlight, InFlightGuard};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
@@ -215,7 +215,7 @@ async fn accept_until(
                 };
                 match tls {
                     None => {
-                        tokio::spawn(conn.serve(stream, None));
+                        tokio::spawn(conn.serve(stream, None, Vec::new()));
                     }
                     Some(tls) => {
                         tokio::spawn(async move {
@@ -227,14 +227,17 @@ async fn accept_until(
                             .await
                             {
                                 Ok(Ok(stream)) => {
-                                    let cn = stream
-                                        .get_ref()
-                                        .1
-                                        .peer_certificates()
+                                    let chain = stream.get_ref().1.peer_certificates();
+                                    let cn = chain
                                         .and_then(|c| c.first())
                                         .and_then(subject_cn)
                                         .map(Arc::<str>::from);
-                                    conn.serve(stream, cn).await;
+                                    let chain: Vec<_> = chain
+                                        .unwrap_or_default()
+                                        .iter()
+                                        .map(|c| c.clone().into_owned())
+                                        .collect();
+                                    conn.serve(stream, cn, chain).await;
                                 }
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -293,8 +296,13 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 }
 
 impl Connection {
-    async fn serve<I>(self, io: I, peer_cn: Option<Arc<str>>)
-    where
+    /// `chain`: the client's verified certificate chain, when it sent one.
+    async fn serve<I>(
+        self,
+        io: I,
+        peer_cn: Option<Arc<str>>,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
@@ -327,7 +335,7 @@ impl Connection {
             }
             // A reload revoked an identity this connection was used with:
             // dropping the connection closes it, streams and all.
-            _ = revoked(states, move |s| seen.all_hold(s)) => {
+            _ = revoked(states, move |s| seen.all_hold(s) && chain_verifies(&chain, s)) => {
                 tracing::info!(%peer, "connection closed: a reload revoked its client credentials");
             }
         }

@@ -239,3 +239,92 @@ async fn a_client_silent_after_the_handshake_is_closed_at_header_read_timeout() 
         Duration::from_secs(5)
     ));
 }
+
+/// A client CA rotation that leaves an open connection's certificate
+/// unverifiable closes that connection within `watch_interval` and a
+/// second; a new connection with that certificate is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_ca_rotation_closes_connections_whose_certificate_no_longer_verifies() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = TestCa::new("server-ca");
+    let server = server_ca.issue("lgtm-proxy");
+    let old_ca = TestCa::new("old-client-ca");
+    let new_ca = TestCa::new("new-client-ca");
+    let alloy = old_ca.issue("alloy.stage");
+    let cca = write(&dir, "client-ca.crt", &old_ca.pem());
+    let toml = format!(
+        r#"
+watch_interval = "1s"
+[tls]
+cert_file = "{cert}"
+key_file = "{key}"
+client_ca_file = "{cca}"
+[tenants.stage.upstreams.prometheus]
+url = "{url}"
+user = "111"
+token = "stage-up"
+[[tenants.stage.clients]]
+name = "alloy"
+cert_cn = "alloy.stage"
+"#,
+        cert = write(&dir, "tls.crt", &server.cert_pem),
+        key = write(&dir, "tls.key", &server.key_pem),
+        url = up.url(),
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[("LGTM_LOG", DEBUG)]);
+    // One keep-alive HTTP/1.1 connection over TLS with alloy's certificate.
+    let tls = proxy
+        .within(
+            "handshake",
+            tls_connect(proxy.addr, &server_ca.pem(), Some(&alloy)),
+        )
+        .await
+        .unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    let closed = tokio::spawn(conn);
+    let res = proxy
+        .within(
+            "alloy's query",
+            tx.send_request(
+                Request::get("/api/prom/api/v1/labels")
+                    .header("host", "127.0.0.1")
+                    .body(empty())
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    std::fs::write(&cca, new_ca.pem()).unwrap();
+    let rotated = Instant::now();
+    proxy
+        .within("the connection closes", closed)
+        .await
+        .unwrap()
+        .ok();
+    let took = rotated.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "closed after {took:?} (watch_interval 1s)"
+    );
+    // A new connection with the old CA's certificate is refused.
+    let again = tls_connect(proxy.addr, &server_ca.pem(), Some(&alloy)).await;
+    let refused = match again {
+        Err(_) => true,
+        Ok(mut s) => {
+            let _ = s
+                .write_all(b"GET /api/prom/api/v1/labels HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            !matches!(s.read(&mut buf).await, Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200"))
+        }
+    };
+    assert!(refused, "the old CA's certificate still works");
+    assert!(proxy
+        .logs()
+        .contains("a reload revoked its client credentials"));
+}

@@ -28,6 +28,9 @@ pub struct ServerTls {
     pub key_file: PathBuf,
     pub client_ca_file: Option<PathBuf>,
     pub config: Arc<rustls::ServerConfig>,
+    /// The client-certificate verifier `config` uses, to check the
+    /// certificates of connections opened under an earlier config.
+    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -77,7 +80,7 @@ pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    let builder = match verifier {
+    let builder = match verifier.clone() {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
     };
@@ -93,6 +96,7 @@ pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
         key_file: raw.key_file.clone(),
         client_ca_file: raw.client_ca_file.clone(),
         config: Arc::new(config),
+        client_verifier: verifier,
     })
 }
 
