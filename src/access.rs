@@ -114,7 +114,7 @@ use Methods::{Post, PostDelete, Unsafe};
 /// The allow-list, first match wins. GET, HEAD and OPTIONS are `read`
 /// everywhere and never reach it; every other method on a path no row
 /// names is `admin`.
-const TABLE: &[Row] = &[
+static TABLE: &[Row] = &[
     // Rule and Alertmanager configuration: admin, named first so no
     // ingest or query row below can ever shadow them.
     row(
