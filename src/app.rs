@@ -188,7 +188,7 @@ impl App {
             seen.note(req.headers(), peer_cn, &tenant.name, client_name);
             if upgrade_requested(&req) {
                 let identity = Identity::new(req.headers(), peer_cn, &tenant.name, client_name);
-                session = Some(SessionWatch::new(identity, self.subscribe()));
+                session = Some(SessionWatch::new(identity, seen.chain(), self.subscribe()));
             }
         }
         let Some(matched) = state.table.find(&path) else {

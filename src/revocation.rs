@@ -84,7 +84,11 @@ impl Identity {
 /// connection that keeps presenting new credentials beyond that is closed
 /// at the next reload whatever it presented (fail closed).
 #[derive(Default)]
-pub struct Seen(Mutex<SeenInner>);
+pub struct Seen {
+    inner: Mutex<SeenInner>,
+    /// The client certificate chain the connection was accepted with.
+    chain: Arc<[CertificateDer<'static>]>,
+}
 
 #[derive(Default)]
 struct SeenInner {
@@ -95,6 +99,18 @@ struct SeenInner {
 const MAX_IDENTITIES: usize = 8;
 
 impl Seen {
+    pub fn with_chain(chain: Vec<CertificateDer<'static>>) -> Seen {
+        Seen {
+            inner: Mutex::default(),
+            chain: chain.into(),
+        }
+    }
+
+    /// The connection's client certificate chain (empty without mTLS).
+    pub fn chain(&self) -> Arc<[CertificateDer<'static>]> {
+        self.chain.clone()
+    }
+
     /// Remember the credentials a request on this connection was accepted
     /// with (a lock and a compare when they are already known).
     pub fn note(
@@ -104,7 +120,7 @@ impl Seen {
         tenant: &Arc<str>,
         client: Option<&Arc<str>>,
     ) {
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if seen
             .identities
             .iter()
@@ -120,10 +136,13 @@ impl Seen {
             .push(Identity::new(headers, peer_cn, tenant, client));
     }
 
-    /// Every identity used on the connection still holds in `state`.
+    /// Every identity used on the connection still holds in `state`, and
+    /// its client certificate still verifies.
     pub fn all_hold(&self, state: &State) -> bool {
-        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        !seen.overflowed && seen.identities.iter().all(|i| i.holds(state))
+        let seen = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        !seen.overflowed
+            && seen.identities.iter().all(|i| i.holds(state))
+            && chain_verifies(&self.chain, state)
     }
 }
 
@@ -162,17 +181,30 @@ pub async fn revoked(mut states: watch::Receiver<Arc<State>>, holds: impl Fn(&St
 /// An upgraded session's watch: its identity and the states to come.
 pub struct SessionWatch {
     identity: Identity,
+    chain: Arc<[CertificateDer<'static>]>,
     states: watch::Receiver<Arc<State>>,
 }
 
 impl SessionWatch {
-    pub fn new(identity: Identity, states: watch::Receiver<Arc<State>>) -> SessionWatch {
-        SessionWatch { identity, states }
+    pub fn new(
+        identity: Identity,
+        chain: Arc<[CertificateDer<'static>]>,
+        states: watch::Receiver<Arc<State>>,
+    ) -> SessionWatch {
+        SessionWatch {
+            identity,
+            chain,
+            states,
+        }
     }
 
-    /// Resolves when a reload revokes the session's identity.
+    /// Resolves when a reload revokes the session's identity, or its
+    /// client certificate stops verifying.
     pub async fn revoked(self) {
-        let identity = self.identity;
-        revoked(self.states, move |s| identity.holds(s)).await
+        let (identity, chain) = (self.identity, self.chain);
+        revoked(self.states, move |s| {
+            identity.holds(s) && chain_verifies(&chain, s)
+        })
+        .await
     }
 }

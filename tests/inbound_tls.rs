@@ -241,11 +241,30 @@ async fn a_client_silent_after_the_handshake_is_closed_at_header_read_timeout() 
 }
 
 /// A client CA rotation that leaves an open connection's certificate
-/// unverifiable closes that connection within `watch_interval` and a
-/// second; a new connection with that certificate is refused.
+/// unverifiable closes that connection, and a WebSocket session opened
+/// with it, within `watch_interval` and a second; a new connection with
+/// that certificate is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_ca_rotation_closes_connections_whose_certificate_no_longer_verifies() {
     let up = RecordingUpstream::start(Behavior::Ok).await;
+    // A WebSocket echo upstream for a session opened with the certificate.
+    let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = ws_listener.accept().await {
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() && ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let server_ca = TestCa::new("server-ca");
     let server = server_ca.issue("lgtm-proxy");
@@ -264,6 +283,9 @@ client_ca_file = "{cca}"
 url = "{url}"
 user = "111"
 token = "stage-up"
+[tenants.stage.upstreams.loki]
+url = "http://{ws_addr}"
+basic_auth = false
 [[tenants.stage.clients]]
 name = "alloy"
 cert_cn = "alloy.stage"
@@ -298,6 +320,29 @@ cert_cn = "alloy.stage"
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // And a WebSocket session (Loki tail) with the same certificate.
+    let ws_tls = tls_connect(proxy.addr, &server_ca.pem(), Some(&alloy))
+        .await
+        .unwrap();
+    let (mut ws, _) = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let req = "wss://127.0.0.1/loki/api/v1/tail?query=x"
+            .into_client_request()
+            .unwrap();
+        proxy
+            .within(
+                "websocket handshake",
+                tokio_tungstenite::client_async(req, ws_tls),
+            )
+            .await
+            .unwrap()
+    };
+    {
+        use futures_util::{SinkExt, StreamExt};
+        ws.send("ping".into()).await.unwrap();
+        let echoed = proxy.within("echo", ws.next()).await.unwrap().unwrap();
+        assert_eq!(echoed.to_text().unwrap(), "ping");
+    }
 
     std::fs::write(&cca, new_ca.pem()).unwrap();
     let rotated = Instant::now();
@@ -306,6 +351,18 @@ cert_cn = "alloy.stage"
         .await
         .unwrap()
         .ok();
+    // The session ends too: a close or an error, never another echo.
+    proxy
+        .within("the session closes", async {
+            use futures_util::StreamExt;
+            loop {
+                match ws.next().await {
+                    Some(Ok(m)) if !m.is_close() => {}
+                    _ => break,
+                }
+            }
+        })
+        .await;
     let took = rotated.elapsed();
     assert!(
         took < Duration::from_millis(2500),

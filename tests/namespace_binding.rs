@@ -181,8 +181,12 @@ allowed_url_prefixes = ["{allowed}/"]
     );
 
     // check-config: exit 78, each refused manifest named with its field.
-    let (code, _, stderr) = proxy::run_cli(&["check-config"], &toml).await;
+    let (code, stdout, stderr) = proxy::run_cli(&["check-config"], &toml).await;
     assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stdout.contains(&format!("allowed_url_prefixes = [\"{}/\"]", allowed.url())),
+        "{stdout}"
+    );
     for (file, _, why) in &refused {
         let line = stderr
             .lines()

@@ -57,6 +57,8 @@ struct EffectiveRemoteWrite<'a> {
     source_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     manifests_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_url_prefixes: Option<&'a [String]>,
     jobs: Vec<EffectiveJob<'a>>,
 }
 
@@ -252,6 +254,7 @@ pub fn render_effective(c: &Config) -> String {
             sources: &rw.sources,
             source_user: rw.source_auth.as_ref().map(|a| a.username.as_str()),
             manifests_dir: rw.manifests_dir.as_ref().map(|p| p.display().to_string()),
+            allowed_url_prefixes: rw.allowed_url_prefixes.as_deref(),
             jobs: rw
                 .jobs
                 .iter()

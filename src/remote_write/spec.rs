@@ -26,6 +26,8 @@ pub struct RemoteWrite {
     pub sources: Vec<String>,
     pub source_auth: Option<BasicAuth>,
     pub manifests_dir: Option<PathBuf>,
+    /// A manifest's URL must start with one of these, when set.
+    pub allowed_url_prefixes: Option<Vec<String>>,
     pub jobs: Vec<Job>,
     /// Manifests that failed validation (`file: field: problem`); they are
     /// skipped, the others run.

@@ -137,6 +137,7 @@ pub fn validate(raw: &RawRemoteWrite, ctx: &Context, found: &mut Found) -> Remot
         sources,
         source_auth,
         manifests_dir: raw.manifests_dir.clone(),
+        allowed_url_prefixes: raw.allowed_url_prefixes.clone(),
         jobs,
         ..RemoteWrite::default()
     };
