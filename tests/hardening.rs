@@ -248,6 +248,25 @@ token_file = "{b}"
         status("token-a").await == 200
     })
     .await;
+    // Replaced by a FIFO: never read (no hang), revoked all the same, and
+    // the watcher keeps going.
+    std::fs::remove_file(dir.path().join("a")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(dir.path().join("a"))
+        .status()
+        .unwrap()
+        .success());
+    eventually("token-a is refused again", || async {
+        status("token-a").await == 401
+    })
+    .await;
+    assert!(proxy.logs().contains("is not a regular file"));
+    std::fs::remove_file(dir.path().join("a")).unwrap();
+    std::fs::write(dir.path().join("a"), "token-a\n").unwrap();
+    eventually("token-a is back again", || async {
+        status("token-a").await == 200
+    })
+    .await;
 }
 
 /// `Upgrade: h2c` with `HTTP2-Settings` reaches the upstream as neither;
