@@ -171,6 +171,9 @@ access = ["write"]
     let (proxy, _f) = ProxyProc::start_with_file(&toml, &[]);
     let run = format!("r{}", std::process::id());
     let rw: Vec<(&str, &str)> = REMOTE_WRITE_HEADERS.to_vec();
+    // The probe series stored so far, asked of Prometheus directly.
+    let probe_query = format!("boundary_probe{{run=\"{run}\"}}");
+    let probes = || prom.query_under("/api/prom", &probe_query, true);
 
     // 1. The reader never writes, in any spelling of remote write.
     let write_path = "/prometheus/api/v1/write";
@@ -187,13 +190,7 @@ access = ["write"]
         }
     }
     // Nothing the reader sent was stored.
-    let stored = prom
-        .query_under(
-            "/api/prom",
-            &format!("boundary_probe{{run=\"{run}\"}}"),
-            true,
-        )
-        .await;
+    let stored = probes().await;
     assert!(stored.is_empty(), "the reader wrote: {stored:?}");
 
     // Positive control: the writer writes, through every spelling that
@@ -214,13 +211,7 @@ access = ["write"]
             );
         }
     }
-    let stored = prom
-        .query_under(
-            "/api/prom",
-            &format!("boundary_probe{{run=\"{run}\"}}"),
-            true,
-        )
-        .await;
+    let stored = probes().await;
     assert!(
         stored.len() >= written && written >= 5,
         "{written} writes, stored {stored:?}"
@@ -236,13 +227,7 @@ access = ["write"]
             assert!(refused(s), "{who} POST {target}: {resp}");
         }
     }
-    let still = prom
-        .query_under(
-            "/api/prom",
-            &format!("boundary_probe{{run=\"{run}\"}}"),
-            true,
-        )
-        .await;
+    let still = probes().await;
     assert_eq!(still.len(), stored.len(), "series were deleted");
 
     // 3. Alertmanager: alerts and silences on both API versions, POST and
