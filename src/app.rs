@@ -14,7 +14,7 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access::{classify, AccessClass};
+use crate::access::AccessClass;
 use crate::config::Config;
 use crate::error::{json_response, ProxyError};
 use crate::proxy::headers::ClientAddr;
@@ -206,10 +206,7 @@ impl App {
         };
         let mut path_and_query = String::with_capacity(target.base_path.len() + path.len() + 64);
         matched.write_upstream_target(&target.base_path, req.uri().query(), &mut path_and_query);
-        let class = matched.route.class.unwrap_or_else(|| {
-            let rel = &path_and_query[target.base_path.len()..];
-            classify(rel.split('?').next().unwrap_or(rel), req.method())
-        });
+        let class = matched.class(&path_and_query, target.base_path.len(), req.method());
         if let Some(c) = client {
             if !c.access.allows(class) {
                 self.metrics

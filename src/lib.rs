@@ -12,6 +12,8 @@ pub mod alertmanager_config;
 pub mod app;
 pub mod config;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
 pub mod preface;
 pub mod proxy;
 pub mod reload;

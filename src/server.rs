@@ -81,6 +81,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serve one connection over any byte stream as the listener serves an
+/// accepted one (no `max_connections`, no TLS), until it ends. The fuzz
+/// target `http_exchange` drives the whole service through this.
+pub async fn serve_stream<I>(config: &Config, app: Arc<App>, io: I, peer: SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let conn = Connection {
+        builder: Arc::new(connection_builder(config)),
+        watcher: graceful.watcher(),
+        app,
+        peer,
+        first_bytes_timeout: config.header_read_timeout,
+        probes_only: false,
+        _slot: None,
+    };
+    conn.serve(io, None, Vec::new()).await;
+}
+
 /// Connections admitted beyond `max_connections` that may only ask for
 /// /health, /ready or /metrics: idle or slow clients holding every slot
 /// can't fail kubelet's probes or the scrape.

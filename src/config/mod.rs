@@ -203,7 +203,27 @@ fn load_env(
     previous: Option<&Config>,
 ) -> Result<(Config, Vec<String>), ConfigErrors> {
     let (vars, problems) = process_env(std::env::vars_os());
-    match load_with(path, vars, previous) {
+    with_env_problems(load_with(path, vars, previous), problems)
+}
+
+/// Load from TOML text and an environment as the process gets it (names
+/// and values need not be UTF-8), then validate: what `serve` does with a
+/// file's contents, without reading the process's own environment. The
+/// fuzz target `env_and_toml` calls this.
+pub fn load_text<I>(toml: Option<&str>, vars: I) -> Result<Config, ConfigErrors>
+where
+    I: IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+{
+    let (vars, problems) = process_env(vars);
+    with_env_problems(layer(toml, vars).and_then(validate), problems)
+}
+
+/// A load's result with the environment's own problems added.
+fn with_env_problems<T>(
+    loaded: Result<T, ConfigErrors>,
+    problems: Vec<String>,
+) -> Result<T, ConfigErrors> {
+    match loaded {
         Ok(loaded) if problems.is_empty() => Ok(loaded),
         Ok(_) => Err(ConfigErrors(problems)),
         Err(ConfigErrors(mut more)) => {

@@ -99,6 +99,22 @@ impl Matched<'_> {
             out.push_str(q);
         }
     }
+
+    /// The access class of the request as forwarded: the route's own, or
+    /// the class table's for `upstream_target` (written by
+    /// `write_upstream_target`) after the upstream's `base_len` bytes of
+    /// base path, without its query.
+    pub fn class(
+        &self,
+        upstream_target: &str,
+        base_len: usize,
+        method: &http::Method,
+    ) -> crate::access::AccessClass {
+        self.route.class.unwrap_or_else(|| {
+            let rel = &upstream_target[base_len..];
+            crate::access::classify(rel.split('?').next().unwrap_or(rel), method)
+        })
+    }
 }
 
 #[cfg(test)]

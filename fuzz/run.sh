@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build the fuzz targets and run each on its committed corpus.
+#   fuzz/run.sh [SECONDS] [TARGET...]   each target for SECONDS (default 20)
+#   fuzz/run.sh --long [TARGET...]      each until 10 million executions or
+#                                       30 minutes, whichever comes first
+# Stable toolchain, no sanitizer (the crate forbids unsafe code; see
+# README.md). Installs cargo-fuzz when it is missing. Exits non-zero on
+# the first target that finds a crash, a timeout or a leak of memory.
+set -euo pipefail
+cd "$(dirname "$0")"
+limit=(-max_total_time=20)
+if [[ "${1:-}" == --long ]]; then
+  limit=(-runs=10000000 -max_total_time=1800)
+  shift
+elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+  limit=(-max_total_time="$1")
+  shift
+fi
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(request_target env_and_toml metricaccess rule_files alertmanager_config http_exchange)
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
+cargo fuzz build --sanitizer none
+for t in "${targets[@]}"; do
+  dict=()
+  case "$t" in
+    env_and_toml) dict=(-dict=dict/env.dict) ;;
+    http_exchange | request_target) dict=(-dict=dict/http.dict) ;;
+  esac
+  echo "fuzz/run.sh: $t ${limit[*]}"
+  # The committed corpus is read, new inputs go to a scratch directory.
+  scratch="target/corpus/$t"
+  mkdir -p "$scratch"
+  cargo fuzz run --sanitizer none "$t" "$scratch" "corpus/$t" -- \
+    "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
+done

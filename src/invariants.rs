@@ -1,0 +1,87 @@
+//! What must hold of every request target the proxy forwards, written once
+//! for the property tests and the fuzz targets (`fuzz/`).
+//!
+//! The oracle is a decoding upstream (Go's `net/http` gives handlers the
+//! decoded path; the Prometheus and Alertmanager routers clean runs of `/`):
+//! whatever the proxy forwards, the upstream must read as the same class the
+//! proxy decided, and as the same path it would have read from the raw one.
+
+use http::Method;
+
+use crate::access::{classify, AccessClass};
+use crate::routes::canonicalize;
+
+/// What a decoding upstream sees: every escape decoded once (as bytes),
+/// then runs of `/` merged.
+pub fn upstream_view(path: &str) -> Vec<u8> {
+    let b = path.as_bytes();
+    let mut decoded = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                decoded.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                decoded.push(c);
+                i += 1;
+            }
+        }
+    }
+    let mut merged: Vec<u8> = Vec::with_capacity(decoded.len());
+    for c in decoded {
+        if !(c == b'/' && merged.last() == Some(&b'/')) {
+            merged.push(c);
+        }
+    }
+    merged
+}
+
+/// The class an upstream's view of the path has. A decoded byte that is
+/// not UTF-8 reads as U+FFFD: no literal segment of a row matches it, a
+/// wildcard segment does, as it would match the raw bytes.
+pub fn class_of_view(view: &[u8], method: &Method) -> AccessClass {
+    classify(&String::from_utf8_lossy(view), method)
+}
+
+/// Check a forwarded path (no query): canonical (a fixed point of
+/// `canonicalize`), no dot segment, encoded separator, backslash or empty
+/// segment, and read by a decoding upstream, after its own `base_len` bytes
+/// of base path, as `class`. `Err` says which invariant broke.
+pub fn check_forwarded(
+    forwarded: &str,
+    base_len: usize,
+    method: &Method,
+    class: AccessClass,
+) -> Result<(), String> {
+    match canonicalize(forwarded) {
+        Ok(again) if again == forwarded => {}
+        Ok(again) => return Err(format!("{forwarded:?} is not canonical: {again:?}")),
+        Err(e) => return Err(format!("{forwarded:?} is forwarded but refused: {e}")),
+    }
+    let lower = forwarded.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return Err(format!("{forwarded:?} carries an encoded separator"));
+    }
+    if forwarded.contains('\\') || forwarded.contains("//") {
+        return Err(format!("{forwarded:?} carries '\\' or an empty segment"));
+    }
+    if forwarded.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("{forwarded:?} carries a dot segment"));
+    }
+    let seen = class_of_view(&upstream_view(&forwarded[base_len..]), method);
+    if seen != class {
+        return Err(format!(
+            "{method} {forwarded:?}: the proxy decided {}, a decoding upstream reads {}",
+            class.as_str(),
+            seen.as_str()
+        ));
+    }
+    Ok(())
+}
