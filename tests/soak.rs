@@ -8,8 +8,9 @@
 //! upstream connections it holds and the client-side p99 goes into a CSV.
 //! Passes when, after a warm-up (5 minutes, or a third of a short run),
 //! RSS and descriptors stay within 10% of their value then; no request
-//! fails; no request reaches the upstream with a token older than its
-//! rotation plus `watch_interval` + 1 s.
+//! fails; no request reaches the upstream with a rotated-out token once the
+//! proxy has been seen to reload after the rotation (`/metrics` reload
+//! counter; 500 ms slack for requests already on their way).
 //!
 //! `cargo test --test soak` runs 3 minutes (CI); `benches/soak/run.sh
 //! --minutes 60` runs it longer in release mode and plots the CSV.
@@ -43,13 +44,18 @@ const ROTATE_EVERY: Duration = Duration::from_secs(10);
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 const USER: &str = "4242";
 
-/// The token the upstream expects, and the one before it with the time it
-/// was replaced.
+/// The token the upstream expects, the one before it, and when the proxy
+/// was seen to reload after the rotation (from then on, the previous token
+/// is stale).
 struct Tokens {
     current: String,
     previous: String,
-    rotated: Instant,
+    seen: Option<Instant>,
 }
+
+/// Requests whose headers left the proxy just before its reload may reach
+/// the upstream a moment after it.
+const IN_FLIGHT_SLACK: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct UpstreamStats {
@@ -87,7 +93,7 @@ impl SoakUpstream {
         let tokens = Arc::new(Mutex::new(Tokens {
             current: first_token.to_string(),
             previous: String::new(),
-            rotated: Instant::now(),
+            seen: None,
         }));
         let stats: Arc<UpstreamStats> = Arc::default();
         let (t, s) = (tokens.clone(), stats.clone());
@@ -132,8 +138,7 @@ async fn answer(
     let fresh = {
         let t = tokens.lock().unwrap();
         auth == basic(&t.current)
-            || (auth == basic(&t.previous)
-                && t.rotated.elapsed() < WATCH_INTERVAL + Duration::from_secs(1))
+            || (auth == basic(&t.previous) && t.seen.is_none_or(|s| s.elapsed() < IN_FLIGHT_SLACK))
     };
     if !fresh {
         stats.stale.fetch_add(1, Ordering::SeqCst);
@@ -476,37 +481,66 @@ interval = "10s"
             }
         }));
     }
-    // Token rotation and SIGHUP, 5 s apart, every 10 s.
+    // A SIGHUP every 10 s.
+    {
+        let proxy = proxy.clone();
+        tickers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ROTATE_EVERY);
+            tick.tick().await;
+            while Instant::now() < deadline {
+                tick.tick().await;
+                proxy.signal("HUP");
+            }
+        }));
+    }
+    // A token file rotation every 10 s, 5 s after each SIGHUP.
     {
         let proxy = proxy.clone();
         let tokens = up.tokens.clone();
         let rotate_file = token_file.clone();
+        let load = load.clone();
         tickers.push(tokio::spawn(async move {
+            tokio::time::sleep(ROTATE_EVERY / 2).await;
+            let mut tick = tokio::time::interval(ROTATE_EVERY);
             let mut n = 0u64;
-            let mut tick = tokio::time::interval(ROTATE_EVERY / 2);
-            tick.tick().await;
             while Instant::now() < deadline {
                 tick.tick().await;
                 n += 1;
-                if n % 2 == 1 {
-                    let token = format!("soak-token-{n}");
-                    let tmp = rotate_file.with_extension("new");
-                    std::fs::write(&tmp, &token).unwrap();
-                    // The upstream accepts the new token from now and the
-                    // old one for watch_interval + 1 s.
-                    {
-                        let mut t = tokens.lock().unwrap();
-                        t.previous = std::mem::replace(&mut t.current, token.clone());
-                        t.rotated = Instant::now();
-                    }
-                    std::fs::rename(&tmp, &rotate_file).unwrap();
-                } else {
-                    proxy.signal("HUP");
+                let token = format!("soak-token-{n}");
+                let tmp = rotate_file.with_extension("new");
+                std::fs::write(&tmp, &token).unwrap();
+                {
+                    let mut t = tokens.lock().unwrap();
+                    t.previous = std::mem::replace(&mut t.current, token.clone());
+                    t.seen = None;
                 }
+                std::fs::rename(&tmp, &rotate_file).unwrap();
+                // Seen: the first successful reload counted after the
+                // new file is in place.
+                let reloads = || async {
+                    let (_, _, m) = get(&proxy.url("/metrics")).await;
+                    sample(
+                        &String::from_utf8_lossy(&m),
+                        &["lgtm_proxy_config_reloads_total", "success"],
+                    )
+                    .unwrap_or(0.0)
+                };
+                let before = reloads().await;
+                let asked = Instant::now();
+                while reloads().await <= before {
+                    if asked.elapsed() > Duration::from_secs(10) {
+                        load.failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("rotation {n}: no reload within 10 s"));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokens.lock().unwrap().seen = Some(Instant::now());
             }
         }));
     }
-
     // Sample every 10 s.
     let mut csv = std::fs::File::create(&csv_path).unwrap();
     writeln!(
@@ -591,11 +625,15 @@ interval = "10s"
             reference.1,
             reference.0
         );
+        // Descriptors: 10%, but at least 4 either way: the client
+        // connections in flight when a sample is taken (an upload, a
+        // query, a push, an export) move a count of about 25 by that much.
+        let fds_within =
+            (*fds as i64 - reference.2 as i64).unsigned_abs() <= (reference.2 / 10).max(4);
         assert!(
-            within(*fds, reference.2),
+            fds_within,
             "{fds} descriptors at {at:?}, {} at {:?} (CSV: {csv_path})",
-            reference.2,
-            reference.0
+            reference.2, reference.0
         );
     }
     eprintln!("soak: {csv_path}");
