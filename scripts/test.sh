@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh machine (Debian's prometheus,
 # alertmanager with amtool, pushgateway and haproxy, the OpenTelemetry
-# Python gRPC client, kubernetes-validate), then run the Dockerfile check, format, lint and
-# every test.
+# Python gRPC client, kubernetes-validate, cargo-fuzz), then run the
+# Dockerfile check, format, lint, every test (the 3-minute soak beside the
+# others) and each fuzz target for 20 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh prometheus:prometheus curl:curl haproxy:haproxy \
@@ -21,4 +22,19 @@ python3 -c 'import opentelemetry.exporter.otlp.proto.grpc, kubernetes_validate' 
 bash scripts/check-dockerfile.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+# Build every test once; the soak (3 minutes, little CPU) runs beside the
+# other tests, from its built binary.
+soak=$(cargo test --locked --no-run 2>&1 | tee /dev/stderr | grep -o 'target/[^ )]*/deps/soak-[0-9a-f]*' | head -n1)
+[[ -x "$soak" ]] || { echo "scripts/test.sh: the soak test binary was not built" >&2; exit 1; }
+soak_log=$(mktemp)
+"$soak" > "$soak_log" 2>&1 &
+soak_pid=$!
+cargo test --locked -- --skip soak_under_reloads_and_rotations
+if ! wait "$soak_pid"; then
+  cat "$soak_log" >&2
+  echo "scripts/test.sh: the soak failed" >&2
+  exit 1
+fi
+tail -n 3 "$soak_log"
+# Each fuzz target for 20 s on its committed corpus (stable toolchain).
+bash fuzz/run.sh 20

@@ -85,3 +85,46 @@ pub fn check_forwarded(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoded_byte_that_is_not_utf8_still_matches_a_wildcard_segment() {
+        // Found by the request_target fuzz target: `/otlp/v1/%B0ush` is a
+        // write (otlp's `v1/<any>` row); a decoding upstream reads the
+        // segment as the byte 0xB0, which no literal matches and the
+        // wildcard does.
+        let post = Method::POST;
+        assert_eq!(classify("/otlp/v1/%B0ush", &post), AccessClass::Write);
+        assert_eq!(
+            check_forwarded("/otlp/v1/%B0ush", 0, &post, AccessClass::Write),
+            Ok(())
+        );
+        // A literal segment spelled with such a byte matches nothing.
+        assert_eq!(
+            class_of_view(b"/api/prom/p\xb0sh", &post),
+            AccessClass::Admin
+        );
+    }
+
+    #[test]
+    fn each_broken_invariant_is_named() {
+        let post = Method::POST;
+        let w = AccessClass::Write;
+        assert!(check_forwarded("/api/prom/%70ush", 0, &post, w)
+            .unwrap_err()
+            .contains("not canonical"));
+        assert!(check_forwarded("/api/prom//push", 0, &post, w).is_err());
+        assert!(check_forwarded("/api/prom/a/../push", 0, &post, w).is_err());
+        assert!(check_forwarded("/api/prom%2Fpush", 0, &post, w).is_err());
+        assert!(
+            check_forwarded("/api/prom/push", 0, &post, AccessClass::Admin)
+                .unwrap_err()
+                .contains("a decoding upstream reads write")
+        );
+        // The base path is the upstream's own, not classified.
+        assert_eq!(check_forwarded("/base/api/prom/push", 5, &post, w), Ok(()));
+    }
+}
