@@ -319,12 +319,6 @@ async fn exchange(
     }
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
 async fn metrics_text(proxy: &ProxyProc) -> String {
     let (_, _, body) = get(&proxy.url("/metrics")).await;
     String::from_utf8(body.to_vec()).unwrap()
@@ -380,7 +374,7 @@ user = "2"
     let _ = metrics_text(&proxy).await;
     chaos.healthy.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let fds_before = fd_count(proxy.pid());
+    let fds_before = proxy.fd_count();
 
     let proxy = Arc::new(proxy);
     let mut clients = Vec::new();
@@ -478,10 +472,9 @@ user = "2"
     for t in chaos.tasks.lock().unwrap().drain(..) {
         t.abort();
     }
-    let pid = proxy.pid();
     eventually(
         "file descriptors back to their count before the load",
-        || async move { fd_count(pid) <= fds_before },
+        || async { proxy.fd_count() <= fds_before },
     )
     .await;
     let (s, _, _) = get(&proxy.url("/health")).await;

@@ -152,15 +152,6 @@ async fn start() -> (ProxyProc, RecordingUpstream, String) {
 /// RSS must stay under this while flooding (it idles near 15 MiB).
 const RSS_BOUND_KIB: u64 = 200 * 1024;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rapid_reset_closes_the_connection() {
     let (proxy, _up, addr) = start().await;
@@ -189,7 +180,7 @@ async fn rapid_reset_closes_the_connection() {
         "{end:?} after {sent} HEADERS+RST_STREAM pairs"
     );
     assert!(sent < 20_000 || end != End::Open);
-    assert!(rss_kib(proxy.pid()) < RSS_BOUND_KIB);
+    assert!(proxy.rss_kib() < RSS_BOUND_KIB);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,7 +216,7 @@ async fn continuation_flood_closes_the_connection() {
         "{end:?} after {frames} CONTINUATION frames"
     );
     assert_eq!(headers, 0, "the flooded request was answered");
-    assert!(rss_kib(proxy.pid()) < RSS_BOUND_KIB);
+    assert!(proxy.rss_kib() < RSS_BOUND_KIB);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,9 +239,9 @@ async fn settings_and_ping_floods_stay_bounded() {
         }
         served_meanwhile(&proxy).await;
         assert!(
-            rss_kib(proxy.pid()) < RSS_BOUND_KIB,
+            proxy.rss_kib() < RSS_BOUND_KIB,
             "frame type {kind}: RSS {} KiB after {sent} frames",
-            rss_kib(proxy.pid())
+            proxy.rss_kib()
         );
         let (end, _, _) = h.read_until_end(Duration::from_millis(500)).await;
         eprintln!(
@@ -307,18 +298,12 @@ async fn hpack_bomb_is_refused() {
             .all(|r| !r.headers.contains_key("x-bomb")),
         "the bomb reached the upstream"
     );
-    assert!(rss_kib(proxy.pid()) < RSS_BOUND_KIB);
+    assert!(proxy.rss_kib() < RSS_BOUND_KIB);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_streams_past_the_limit_are_refused() {
-    let up = RecordingUpstream::start(Behavior::Ok).await;
-    let proxy = ProxyProc::start(&[
-        ("LGTM_PROMETHEUS_URL", &up.url()),
-        ("LGTM_PROMETHEUS_USER", "1"),
-        ("LGTM_TOKEN", "t"),
-    ]);
-    let addr = proxy.url("").trim_start_matches("http://").to_string();
+    let (proxy, _up, addr) = start().await;
     let mut h = RawH2::connect(&addr).await;
     // POST streams whose bodies never come: each stays open, idle.
     let block = request_block(true, "/api/prom/push");

@@ -270,20 +270,6 @@ async fn expect_ok(res: Result<Response<Incoming>, impl std::fmt::Debug>) -> Res
     Ok(())
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count() as u64
-}
-
 fn p99(latencies: &mut [Duration]) -> f64 {
     if latencies.is_empty() {
         return 0.0;
@@ -381,7 +367,6 @@ interval = "10s"
     );
     let (proxy, _file) = ProxyProc::start_with_file(&toml, &[]);
     let proxy = Arc::new(proxy);
-    let pid = proxy.pid();
     let load = Arc::new(Load::default());
     let started = Instant::now();
     let deadline = started + total;
@@ -555,12 +540,12 @@ interval = "10s"
         tick.tick().await;
         let mut w = std::mem::take(&mut *load.window.lock().unwrap());
         let at = started.elapsed();
-        let (rss, fds) = (proc_status(pid, "VmRSS:"), fd_count(pid));
+        let (rss, fds) = (proxy.rss_kib(), proxy.fd_count());
         writeln!(
             csv,
             "{},{rss},{fds},{},{},{:.1},{},{},{}",
             at.as_secs(),
-            proc_status(pid, "Threads:"),
+            proxy.status_field("Threads"),
             up.stats.connections.load(Ordering::SeqCst),
             p99(&mut w.latencies),
             w.requests,

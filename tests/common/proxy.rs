@@ -135,15 +135,31 @@ impl ProxyProc {
         false
     }
 
-    /// Peak resident set size (VmHWM) in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    /// A number field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`, `Threads`).
+    pub fn status_field(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_field("VmHWM")
+    }
+
+    /// Resident set size (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_field("VmRSS")
+    }
+
+    /// Open file descriptors.
+    pub fn fd_count(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count() as u64
     }
 
     pub fn signal(&self, sig: &str) {
