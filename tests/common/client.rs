@@ -16,14 +16,23 @@ use hyper_util::rt::TokioExecutor;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// TCP as real clients open it (Go's net/http, which Alloy, Prometheus and
+/// the OTel Collector use, sets TCP_NODELAY): no Nagle delay on the
+/// request's last segment.
+fn connector() -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c
+}
+
 pub fn client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new()).build_http()
+    Client::builder(TokioExecutor::new()).build(connector())
 }
 
 pub fn h2c_client() -> Client<HttpConnector, TestBody> {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build_http()
+        .build(connector())
 }
 
 pub fn empty() -> TestBody {
