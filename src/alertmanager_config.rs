@@ -119,7 +119,7 @@ const INTEGRATIONS: &[&str] = &[
 /// Read a configuration (plain, or Mimir's body) and the named template
 /// files into the body to POST; every problem named by its field.
 pub fn prepare(text: &str, templates: BTreeMap<String, String>) -> Result<MimirBody, Vec<String>> {
-    let mut body = match serde_yaml_ng::from_str::<MimirBody>(text) {
+    let mut body = match crate::yaml_dir::from_str::<MimirBody>(text) {
         Ok(b) => b,
         Err(_) => MimirBody {
             template_files: BTreeMap::new(),
@@ -133,7 +133,7 @@ pub fn prepare(text: &str, templates: BTreeMap<String, String>) -> Result<MimirB
 
 /// Check an Alertmanager configuration as Alertmanager would load it.
 pub fn check(text: &str) -> Result<(), Vec<String>> {
-    let c: AmConfig = serde_yaml_ng::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let c: AmConfig = crate::yaml_dir::from_str(text).map_err(|e| vec![e.to_string()])?;
     let mut p = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in c.receivers.iter().enumerate() {

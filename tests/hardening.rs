@@ -453,3 +453,66 @@ token_file = "{}"
     );
     assert!(!out.contains(SECRET) && !err.contains(SECRET));
 }
+
+/// Found by the metricaccess fuzz target: a YAML alias to an anchor that
+/// does not exist made the YAML parser panic, so one team's manifest or
+/// rule file crashed the proxy at start (and ended the reload task on a
+/// reload). Now it is a problem naming the file, and the proxy serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_yaml_alias_to_no_anchor_is_a_named_problem_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("metricaccess");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(manifests.join("team.yaml"), "c: *h\n").unwrap();
+    std::fs::write(rules.join("team.yaml"), "groups: *g\n").unwrap();
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let toml = format!(
+        r#"
+[upstreams.prometheus]
+url = "{}"
+user = "1"
+token = "t"
+[remote_write]
+sources = ["http://127.0.0.1:9"]
+manifests_dir = {manifests:?}
+[rules_sync]
+dir = {rules:?}
+interval = "1h"
+"#,
+        up.url()
+    );
+    let (code, out, err) = proxy::run_cli(&["check-config"], &toml).await;
+    assert_eq!(code, 78, "{out}\n{err}");
+    for file in [manifests.join("team.yaml"), rules.join("team.yaml")] {
+        let shown = format!("{}: unknown anchor", file.display());
+        assert!(err.contains(&shown), "{shown} missing:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    // serve skips the files and serves.
+    let (proxy, _file) = ProxyProc::start_with_file(&toml, &[]);
+    let (s, _, _) = get(&proxy.url("/prometheus/api/v1/query?query=up")).await;
+    assert_eq!(s, 200);
+    // The reload loop survived the files: a fixed rule file is reloaded.
+    let reloads = || async {
+        let (_, _, m) = get(&proxy.url("/metrics")).await;
+        sample(
+            &String::from_utf8_lossy(&m),
+            &["lgtm_proxy_config_reloads_total", "success"],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = reloads().await;
+    std::fs::write(
+        rules.join("team.yaml"),
+        "groups:\n  - name: g\n    rules:\n      - record: a:b\n        expr: up\n",
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    eventually("the fixed rule file is reloaded", || async {
+        reloads().await > before
+    })
+    .await;
+    assert!(!proxy.logs().contains("panicked"), "{}", proxy.logs());
+}

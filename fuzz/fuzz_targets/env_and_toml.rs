@@ -74,6 +74,8 @@ fuzz_target!(|data: &[u8]| {
     let mut others: Vec<String> = Vec::new();
     for (n, v) in &vars {
         let (Some(n), Some(v)) = (n.to_str(), v.to_str()) else {
+            // Shown (lossily) by name, never by value.
+            others.push(n.to_string_lossy().into_owned());
             continue;
         };
         if holds_token(n) {

@@ -47,7 +47,8 @@ impl Ruler {
         match status {
             StatusCode::NOT_FOUND => Ok(RuleSet::new()),
             s if s.is_success() => {
-                let set: RuleSet = serde_yaml_ng::from_slice(&body)
+                let text = String::from_utf8_lossy(&body);
+                let set: RuleSet = crate::yaml_dir::from_str(&text)
                     .map_err(|e| format!("GET {url}: answer is not a rule set: {e}"))?;
                 Ok(set
                     .into_iter()
