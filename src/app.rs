@@ -12,12 +12,13 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::access::AccessClass;
 use crate::config::Config;
 use crate::error::{json_response, ProxyError};
-use crate::proxy::headers::ClientAddr;
+use crate::proxy::headers::{close_if_body_unread, ClientAddr};
 use crate::proxy::{forward, Body, ClientSet, RequestIds, Routed};
 use crate::remote_write::Controller;
 use crate::revocation::{Identity, Seen, SessionWatch};
@@ -142,8 +143,12 @@ impl App {
             return res;
         }
         let method = method_label(req.method());
+        // A refusal leaves the request body unread.
+        let unread = (req.version(), !req.body().is_end_stream());
         let reject = |e: ProxyError, tenant: &str, route: &str, upstream: &str| {
-            self.local_error(e, method, tenant, route, upstream, start)
+            let mut res = self.local_error(e, method, tenant, route, upstream, start);
+            close_if_body_unread(res.headers_mut(), unread.0, unread.1);
+            res
         };
         // Global overload guard: answer 503 at once rather than queue.
         let Ok(global_slot) = acquire(self.in_flight_cap.as_ref()) else {
@@ -287,14 +292,20 @@ impl App {
             }
         }
         let method = method_label(req.method());
-        self.local_error(
+        let mut res = self.local_error(
             otherwise,
             method,
             NO_TENANT,
             "none",
             NO_UPSTREAM,
             Instant::now(),
-        )
+        );
+        close_if_body_unread(
+            res.headers_mut(),
+            req.version(),
+            !req.body().is_end_stream(),
+        );
+        res
     }
 
     fn own_endpoint(

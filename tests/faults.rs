@@ -294,3 +294,85 @@ async fn a_request_the_upstream_received_is_never_retried() {
         "the POST was sent more than once"
     );
 }
+
+/// An answer given before the request body was read says
+/// `Connection: close` (hyper closes that connection, and a client reusing
+/// it would lose its next request); one given after the whole body keeps
+/// the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_before_the_body_was_read_closes_the_connection() {
+    let closed = closed_port_url();
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("clients");
+    std::fs::write(&tokens, "good-token\n").unwrap();
+    let toml = format!(
+        r#"
+[upstreams.prometheus]
+url = "{closed}"
+user = "1"
+token = "t"
+[upstreams.loki]
+url = "{loki}"
+user = "1"
+token = "t"
+[tenants.team]
+client_tokens_file = {tokens:?}
+[tenants.team.upstreams.prometheus]
+user = "2"
+[tenants.team.upstreams.loki]
+user = "3"
+"#,
+        loki = up.url()
+    );
+    let (proxy, _file) = ProxyProc::start_with_file(&toml, &[]);
+    let post = |path: &str, token: &str| {
+        http::Request::post(proxy.url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .body(PatternBody::new(256 * 1024).boxed_unsync())
+            .unwrap()
+    };
+    let connection =
+        |h: &http::HeaderMap| h.get("connection").map(|v| v.to_str().unwrap().to_string());
+    // Upstream unreachable: 502 before a body byte was read.
+    let (s, h, _) = send(post("/api/prom/push", "good-token")).await;
+    assert_eq!(s, 502);
+    assert_eq!(connection(&h).as_deref(), Some("close"));
+    // Refused before routing: 401, body unread.
+    let (s, h, _) = send(post("/loki/api/v1/push", "wrong-token")).await;
+    assert_eq!(s, 401);
+    assert_eq!(connection(&h).as_deref(), Some("close"));
+    // A request without a body leaves nothing unread: its connection
+    // stays, even on a 502.
+    let (s, h, _) = send(
+        http::Request::get(proxy.url("/api/prom/api/v1/query?query=up"))
+            .header("authorization", "Bearer good-token")
+            .body(empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 502);
+    assert_eq!(connection(&h), None);
+    // The whole body went to the upstream: the connection stays.
+    let (s, h, _) = send(post("/loki/api/v1/push", "good-token")).await;
+    assert_eq!(s, 200);
+    assert_eq!(connection(&h), None);
+
+    // One client's pool, early refusals and full exchanges in turn: no
+    // request is lost to a connection the proxy was closing.
+    let http = client();
+    for i in 0..40 {
+        let (path, token, want) = match i % 4 {
+            0 => ("/api/prom/push", "good-token", 502),
+            1 => ("/loki/api/v1/push", "good-token", 200),
+            2 => ("/loki/api/v1/push", "wrong-token", 401),
+            _ => ("/loki/api/v1/push", "good-token", 200),
+        };
+        let res = http
+            .request(post(path, token))
+            .await
+            .unwrap_or_else(|e| panic!("request {i} lost: {e:?}"));
+        assert_eq!(res.status(), want, "request {i}");
+        res.into_body().collect().await.unwrap();
+    }
+}

@@ -68,6 +68,7 @@ pub async fn forward(
     let upgrade =
         upgrade::requested(req.headers(), req.version()).map(|p| (p, hyper::upgrade::on(&mut req)));
     let grpc = is_grpc(req.headers());
+    let inbound_version = req.version();
     let (mut parts, body) = req.into_parts();
     let request_id = parts
         .headers
@@ -209,6 +210,10 @@ pub async fn forward(
             let (mut parts, body) = res.into_parts();
             exchange.set_status(parts.status.as_u16());
             headers::prepare_response(&mut parts.headers);
+            // A request body the proxy cut (or lost) is not read to its end:
+            // the client must not reuse the connection.
+            let cut = !matches!(exchange.request_end(), BodyEnd::Complete | BodyEnd::Open);
+            headers::close_if_body_unread(&mut parts.headers, inbound_version, cut);
             if body.is_end_stream() {
                 exchange.response_has_no_body();
             }
@@ -227,7 +232,10 @@ pub async fn forward(
                 cause = cause.as_deref().unwrap_or("-"),
                 "request failed"
             );
-            err.to_response(Some(&request_id))
+            let mut res = err.to_response(Some(&request_id));
+            let unread = exchange.request_end() != BodyEnd::Complete;
+            headers::close_if_body_unread(res.headers_mut(), inbound_version, unread);
+            res
         }
     }
 }
