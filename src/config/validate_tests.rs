@@ -329,6 +329,21 @@ fn bad_log_settings_are_named() {
 }
 
 #[test]
+fn a_log_filter_with_spaces_and_multibyte_text_is_checked_not_a_panic() {
+    // tracing-subscriber sliced the untrimmed directive at the trimmed
+    // one's char boundary: this panicked (env_and_toml fuzz target).
+    let p = problems("", &[("LGTM_LOG", "info, _CA_FI\u{5f3}=[[[")]);
+    assert!(has(&p, "log: not a valid tracing filter"), "{p:?}");
+    if let Err(p) = from("", &[("LGTM_LOG", " \u{e9}x=debug , lgtm_proxy=debug ")]) {
+        assert!(!has(&p.0, "log:"), "{:?}", p.0);
+    }
+    assert_eq!(
+        super::log_filter(" info , lgtm_proxy=debug"),
+        "info,lgtm_proxy=debug"
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let p = problems(
         "listen = \"x\"\n",
