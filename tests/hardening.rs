@@ -495,15 +495,7 @@ interval = "1h"
     let (s, _, _) = get(&proxy.url("/prometheus/api/v1/query?query=up")).await;
     assert_eq!(s, 200);
     // The reload loop survived the files: a fixed rule file is reloaded.
-    let reloads = || async {
-        let (_, _, m) = get(&proxy.url("/metrics")).await;
-        sample(
-            &String::from_utf8_lossy(&m),
-            &["lgtm_proxy_config_reloads_total", "success"],
-        )
-        .unwrap_or(0.0)
-    };
-    let before = reloads().await;
+    let before = proxy.successful_reloads().await;
     std::fs::write(
         rules.join("team.yaml"),
         "groups:\n  - name: g\n    rules:\n      - record: a:b\n        expr: up\n",
@@ -511,7 +503,7 @@ interval = "1h"
     .unwrap();
     proxy.signal("HUP");
     eventually("the fixed rule file is reloaded", || async {
-        reloads().await > before
+        proxy.successful_reloads().await > before
     })
     .await;
     assert!(!proxy.logs().contains("panicked"), "{}", proxy.logs());

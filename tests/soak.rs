@@ -502,17 +502,9 @@ interval = "10s"
                 std::fs::rename(&tmp, &rotate_file).unwrap();
                 // Seen: the first successful reload counted after the
                 // new file is in place.
-                let reloads = || async {
-                    let (_, _, m) = get(&proxy.url("/metrics")).await;
-                    sample(
-                        &String::from_utf8_lossy(&m),
-                        &["lgtm_proxy_config_reloads_total", "success"],
-                    )
-                    .unwrap_or(0.0)
-                };
-                let before = reloads().await;
+                let before = proxy.successful_reloads().await;
                 let asked = Instant::now();
-                while reloads().await <= before {
+                while proxy.successful_reloads().await <= before {
                     if asked.elapsed() > Duration::from_secs(10) {
                         load.failures
                             .lock()

@@ -155,6 +155,16 @@ impl ProxyProc {
         self.status_field("VmRSS")
     }
 
+    /// `lgtm_proxy_config_reloads_total{result="success"}` from /metrics.
+    pub async fn successful_reloads(&self) -> f64 {
+        let (_, _, m) = super::client::get(&self.url("/metrics")).await;
+        super::client::sample(
+            &String::from_utf8_lossy(&m),
+            &["lgtm_proxy_config_reloads_total", "success"],
+        )
+        .unwrap_or(0.0)
+    }
+
     /// Open file descriptors.
     pub fn fd_count(&self) -> u64 {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
