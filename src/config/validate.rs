@@ -157,8 +157,8 @@ fn validate_with(
             "must be a non-empty token of letters, digits, '-', '.' or '_'",
         );
     }
-    let log = log_filter(raw.log.as_deref().unwrap_or("info"));
-    if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+    let log = raw.log.clone().unwrap_or_else(|| "info".to_string());
+    if crate::telemetry::logging::filter(&log).is_err() {
         p.add(
             "log",
             "not a valid tracing filter (e.g. info,lgtm_proxy=debug)",
@@ -997,12 +997,3 @@ fn check_prefix(prefix: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;
-
-/// The `log` filter with each comma-separated directive trimmed.
-/// tracing-subscriber 0.3 indexes a directive by its trimmed text but
-/// slices the untrimmed one, and panics when leading whitespace puts the
-/// cut inside a multi-byte character (`" a\u{5f3}="`, found by the
-/// env_and_toml fuzz target); trimmed first, the two are the same text.
-pub(crate) fn log_filter(raw: &str) -> String {
-    raw.split(',').map(str::trim).collect::<Vec<_>>().join(",")
-}
