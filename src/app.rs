@@ -143,11 +143,11 @@ impl App {
             return res;
         }
         let method = method_label(req.method());
-        // A refusal leaves the request body unread.
-        let unread = (req.version(), !req.body().is_end_stream());
+        // A refusal leaves the request body, if any, unread.
+        let (version, has_body) = (req.version(), !req.body().is_end_stream());
         let reject = |e: ProxyError, tenant: &str, route: &str, upstream: &str| {
             let mut res = self.local_error(e, method, tenant, route, upstream, start);
-            close_if_body_unread(res.headers_mut(), unread.0, unread.1);
+            close_if_body_unread(res.headers_mut(), version, has_body);
             res
         };
         // Global overload guard: answer 503 at once rather than queue.

@@ -112,13 +112,18 @@ async fn max_body_bytes_is_413_on_content_length_and_while_streaming() {
     let routes = "[[routes]]\nprefix = \"/loki\"\nupstream = \"loki\"\nmax_body_bytes = 1000\n";
     let (proxy, _f) = ProxyProc::start_with_file(&upstream_toml(&up.url(), "", "", routes), &[]);
     // Declared too large: refused before the upstream is contacted.
-    let (s, _, b) = send(
+    let (s, h, b) = send(
         Request::post(proxy.url("/loki/api/v1/push"))
             .body(full(vec![1u8; 2000]))
             .unwrap(),
     )
     .await;
     assert_eq!(s, 413);
+    // The body was never read: the client must not reuse the connection.
+    assert_eq!(
+        h.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(
         (v["setting"].as_str(), v["value"].as_u64()),
@@ -127,22 +132,27 @@ async fn max_body_bytes_is_413_on_content_length_and_while_streaming() {
     assert!(up.requests().is_empty());
     // Chunked, found too large while streaming.
     let body = PatternBody::chunked_from(bytes::Bytes::from(vec![2u8; 5000]), 700).boxed_unsync();
-    let (s, _, _) = send(
+    let (s, h, _) = send(
         Request::post(proxy.url("/loki/api/v1/push"))
             .body(body)
             .unwrap(),
     )
     .await;
     assert_eq!(s, 413);
+    assert_eq!(
+        h.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     assert!(up.requests().iter().all(|r| r.body_len <= 1000 + 700));
     // Within the limit: passes.
-    let (s, _, _) = send(
+    let (s, h, _) = send(
         Request::post(proxy.url("/loki/api/v1/push"))
             .body(full(vec![3u8; 999]))
             .unwrap(),
     )
     .await;
     assert_eq!(s, 200);
+    assert_eq!(h.get("connection"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

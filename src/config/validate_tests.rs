@@ -341,13 +341,11 @@ fn a_log_filter_with_spaces_and_multibyte_text_is_checked_not_a_panic() {
 
 #[test]
 fn a_log_filter_field_value_is_literal_never_a_regular_expression() {
-    // As a regex, this field value's DFA has 2^20 states: seconds of CPU
-    // and hundreds of MB to check a config.
-    let v = format!("lgtm_proxy[{{f=(a|b)*a{}}}]=debug", "(a|b)".repeat(20));
-    let started = std::time::Instant::now();
-    let p = from("", &[("LGTM_LOG", &v)]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
-    if let Err(p) = p {
+    // As a regular expression `(` does not compile and the filter would be
+    // refused; as a literal it is a value like any other. (Compiled, a
+    // field value such as `(a|b)*a(a|b)(a|b)...` became a dense DFA with
+    // 2^20 states: 14.8 s and 836 MB to check a 120-byte LGTM_LOG.)
+    if let Err(p) = from("", &[("LGTM_LOG", "info,lgtm_proxy[{f=(}]=debug")]) {
         assert!(!has(&p.0, "log:"), "{:?}", p.0);
     }
 }

@@ -40,8 +40,8 @@ static HOP_BY_HOP: [&HeaderName; 10] = [
 /// An HTTP/1.x answer given before the client's request body was read to
 /// its end says `Connection: close`: hyper closes such a connection once
 /// the response is out, and a client that still thought it reusable would
-/// send its next request into the closing socket (nginx and Envoy close
-/// the same way). HTTP/2 streams need no such header (none is allowed).
+/// send its next request into the closing socket (Envoy closes the same
+/// way). HTTP/2 streams need no such header (none is allowed).
 pub fn close_if_body_unread(headers: &mut HeaderMap, version: http::Version, body_unread: bool) {
     if body_unread && version <= http::Version::HTTP_11 {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
