@@ -146,6 +146,40 @@ mod tests {
     }
 
     #[test]
+    fn parser_panics_at_the_end_of_a_sequence_or_mapping_are_problems() {
+        // Found by the metricaccess (in CI) and rule_files fuzz targets:
+        // serde_yaml_ng 0.10 panics with "unexpected end of sequence" and
+        // "unexpected end of mapping" after an alias in these streams.
+        for (name, bytes) in [
+            (
+                "metricaccess",
+                &include_bytes!(
+                    "../fuzz/corpus/metricaccess/crash-494549da3dd285e4376daa4e217657df987a9829"
+                )[..],
+            ),
+            (
+                "rule_files",
+                &include_bytes!(
+                    "../fuzz/corpus/rule_files/crash-468784ca88ebe5305691370ecfa7bbd7d81576f2"
+                )[..],
+            ),
+        ] {
+            let text = String::from_utf8_lossy(bytes);
+            let docs = documents::<serde_yaml_ng::Value>(&text);
+            let last = docs.last().expect("a result").as_ref();
+            assert!(last.is_err(), "{name}: {docs:?}");
+            let typed =
+                documents::<std::collections::BTreeMap<String, serde_yaml_ng::Value>>(&text);
+            assert!(typed.iter().any(|d| d.is_err()), "{name}: {typed:?}");
+            let shown = last.unwrap_err().to_string();
+            assert!(
+                shown.starts_with(PARSER_PANIC) || shown.starts_with("unknown anchor"),
+                "{name}: {shown}"
+            );
+        }
+    }
+
+    #[test]
     fn documents_skip_empty_ones_and_stop_only_at_a_syntax_error() {
         type Map = std::collections::BTreeMap<String, u32>;
         let docs = documents::<Map>("a: 1\n---\n---\nb: 2\n");

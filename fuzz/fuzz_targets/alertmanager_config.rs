@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[path = "parser_panics.rs"]
+mod parser_panics;
+
+fuzz_target!(init: parser_panics::let_guarded_yaml_panics_unwind(), |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

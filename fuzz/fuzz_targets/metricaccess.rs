@@ -10,14 +10,17 @@ use libfuzzer_sys::fuzz_target;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
 
+#[path = "parser_panics.rs"]
+mod parser_panics;
 #[path = "yaml_dir.rs"]
 mod yaml_dir;
 
-/// `metadata.namespace` of every document of the file.
+/// `metadata.namespace` of every document of the file, read through the
+/// same guarded parse as the proxy's.
 fn manifest_namespaces(text: &str) -> Vec<String> {
-    serde_yaml_ng::Deserializer::from_str(text)
-        .take(64)
-        .filter_map(|d| <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).ok())
+    lgtm_proxy::yaml_dir::documents::<serde_yaml_ng::Value>(text)
+        .into_iter()
+        .filter_map(Result::ok)
         .filter_map(|v| {
             v.get("metadata")?
                 .get("namespace")?
@@ -27,7 +30,7 @@ fn manifest_namespaces(text: &str) -> Vec<String> {
         .collect()
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: parser_panics::let_guarded_yaml_panics_unwind(), |data: &[u8]| {
     yaml_dir::write_only_file("manifest.yaml", data);
     let toml = format!(
         "{}\n[remote_write]\nsources = [\"http://127.0.0.1:9\"]\nmanifests_dir = {:?}\n",

@@ -7,10 +7,13 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "parser_panics.rs"]
+mod parser_panics;
+
 #[path = "yaml_dir.rs"]
 mod yaml_dir;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: parser_panics::let_guarded_yaml_panics_unwind(), |data: &[u8]| {
     yaml_dir::write_only_file("rules.yaml", data);
     let toml = format!(
         "{}\n[rules_sync]\ndir = {:?}\n",
