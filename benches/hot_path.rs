@@ -77,11 +77,14 @@ fn bench(c: &mut Criterion) {
 
     let headers = remote_write_headers();
     let id = HeaderValue::from_static("0000000000000001");
-    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 40000).into());
+    let peer = ClientAddr::new(
+        (IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 40000).into(),
+        false,
+    );
     c.bench_function("remote_write_push/request_headers", |b| {
         b.iter_batched_ref(
             || headers.clone(),
-            |h| prepare_request(h, &target, &peer.forwarded_for, &id),
+            |h| prepare_request(h, &target, &peer, &id),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -270,7 +270,7 @@ impl App {
             target: target.clone(),
             route,
             path_and_query,
-            forwarded_for: peer.forwarded_for.clone(),
+            client: peer.clone(),
             start,
             slots: [global_slot, slot],
             upgrade_idle_timeout: matched.route.upgrade_idle_timeout,

@@ -93,7 +93,7 @@ where
         builder: Arc::new(connection_builder(config)),
         watcher: graceful.watcher(),
         app,
-        peer,
+        peer: ClientAddr::new(peer, false),
         first_bytes_timeout: config.header_read_timeout,
         probes_only: false,
         _slot: None,
@@ -203,6 +203,7 @@ async fn accept_until(
                 let mut first_bytes_timeout = state.config.header_read_timeout;
                 let mut conn_builder = builder.clone();
                 let mut probes_only = false;
+                let tls = state.config.tls.as_ref().map(|t| t.config.clone());
                 let conn_slot = match &limits.connections {
                     Some(cap) => match cap.try_acquire() {
                         Some(slot) => Some(slot),
@@ -215,6 +216,9 @@ async fn accept_until(
                                 first_bytes_timeout = first_bytes_timeout.min(PROBE_FIRST_BYTES);
                                 Some(slot)
                             }
+                            // A TLS client expects a handshake, not a
+                            // plaintext answer: it only sees the close.
+                            None if tls.is_some() => continue,
                             None => {
                                 tokio::spawn(refuse(stream));
                                 continue;
@@ -223,12 +227,11 @@ async fn accept_until(
                     },
                     None => None,
                 };
-                let tls = state.config.tls.as_ref().map(|t| t.config.clone());
                 let conn = Connection {
                     builder: conn_builder,
                     watcher: graceful.watcher(),
                     app: app.clone(),
-                    peer,
+                    peer: ClientAddr::new(peer, tls.is_some()),
                     first_bytes_timeout,
                     probes_only,
                     _slot: conn_slot,
@@ -287,7 +290,8 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     app: Arc<App>,
-    peer: SocketAddr,
+    /// The client's address, and whether it came over TLS.
+    peer: ClientAddr,
     /// How long the client may take over its TLS handshake, and then over
     /// the bytes that tell HTTP/1.1 from h2 (`header_read_timeout`).
     first_bytes_timeout: Duration,
@@ -297,8 +301,9 @@ struct Connection {
     _slot: Option<InFlightGuard>,
 }
 
-/// Beyond `max_connections`: a short 503 and close, instead of an
-/// unbounded backlog.
+/// Beyond `max_connections` on a plaintext listener: a short 503 and
+/// close, instead of an unbounded backlog. (A TLS listener closes without
+/// an answer: a handshake costs what the limit is there to save.)
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     const BODY: &str =
@@ -325,7 +330,8 @@ impl Connection {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let peer = self.peer;
+        let client = self.peer;
+        let peer = client.addr;
         let io = match tokio::time::timeout(self.first_bytes_timeout, read_preface(io)).await {
             Ok(Ok(Some(io))) => io,
             Ok(Ok(None)) => return,
@@ -344,7 +350,7 @@ impl Connection {
             .builder
             .serve_connection_with_upgrades(
                 TokioIo::new(io),
-                service(self.app, peer, peer_cn, self.probes_only, seen.clone()),
+                service(self.app, client, peer_cn, self.probes_only, seen.clone()),
             )
             .into_owned();
         tokio::select! {
@@ -365,7 +371,7 @@ impl Connection {
 /// The per-connection service, outermost layer first.
 fn service(
     app: Arc<App>,
-    peer: SocketAddr,
+    peer: ClientAddr,
     peer_cn: Option<Arc<str>>,
     probes_only: bool,
     seen: Arc<Seen>,
@@ -377,7 +383,7 @@ fn service(
             Future = impl Send,
         > + Clone,
 > {
-    let peer = Arc::new(ClientAddr::new(peer));
+    let peer = Arc::new(peer);
     let stack = ServiceBuilder::new()
         // Mark the client's credentials sensitive before anything can log
         // them (hyper, h2 and our Debug output hide sensitive values).

@@ -82,6 +82,8 @@ token_file = "{tok}"
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(up.last().headers["authorization"], basic("111", "stage-up"));
+    // The upstream learns the client came over TLS.
+    assert_eq!(up.last().headers["x-forwarded-proto"], "https");
     let res = proxy
         .within(
             "alloy's query",
@@ -384,4 +386,76 @@ cert_cn = "alloy.stage"
     assert!(proxy
         .logs()
         .contains("a reload revoked its client credentials"));
+}
+
+/// Beyond `max_connections` (and its probe reserve) a TLS listener closes
+/// the connection: no plaintext 503 onto a connection whose client expects
+/// a handshake. Freed slots admit TLS clients again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_tls_listener_closes_new_connections_without_plaintext() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let server = ca.issue("lgtm-proxy");
+    let toml = format!(
+        "max_connections = 1\nheader_read_timeout = \"5s\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+         [upstreams.loki]\nurl = \"{}\"\nuser = \"7\"\ntoken = \"t\"\n",
+        write(&dir, "tls.crt", &server.cert_pem),
+        write(&dir, "tls.key", &server.key_pem),
+        up.url(),
+    );
+    let (proxy, _f) = ProxyProc::start_with_file(&toml, &[("LGTM_LOG", DEBUG)]);
+    // The one slot: a TLS connection, handshake done, kept open.
+    let held = proxy
+        .within(
+            "the first handshake",
+            tls_connect(proxy.addr, &ca.pem(), None),
+        )
+        .await
+        .unwrap();
+    // The probe reserve (8): silent sockets, closed by the proxy after
+    // their 2 s first-bytes limit.
+    let mut reserve = Vec::new();
+    for _ in 0..8 {
+        reserve.push(tokio::net::TcpStream::connect(proxy.addr).await.unwrap());
+    }
+    // Full: a TLS client's handshake fails...
+    let refused = proxy
+        .within(
+            "a handshake beyond max_connections",
+            tls_connect(proxy.addr, &ca.pem(), None),
+        )
+        .await;
+    assert!(refused.is_err(), "a handshake completed beyond the limit");
+    // ... and a raw socket reads nothing before the close.
+    let mut raw = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    raw.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = proxy
+        .within("the refused socket's close", raw.read_to_end(&mut got))
+        .await;
+    assert!(
+        got.is_empty(),
+        "plaintext on a TLS listener: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // Slots freed: TLS clients are served again.
+    drop(held);
+    drop(reserve);
+    let c = https_client(&ca.pem(), None);
+    let url = format!("https://127.0.0.1:{}/loki/api/v1/labels", proxy.addr.port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = c
+            .request(Request::get(url.as_str()).body(empty()).unwrap())
+            .await;
+        if matches!(&res, Ok(r) if r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {res:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.last().headers["x-forwarded-proto"], "https");
 }

@@ -33,8 +33,8 @@ pub struct Routed {
     pub route: Arc<str>,
     /// Upstream path and query, already rewritten.
     pub path_and_query: String,
-    /// The client's `X-Forwarded-For` entry ([`ClientAddr`](super::headers::ClientAddr)).
-    pub forwarded_for: http::HeaderValue,
+    /// The client's `X-Forwarded-For` and `X-Forwarded-Proto` entries.
+    pub client: super::headers::ClientAddr,
     pub start: Instant,
     /// Concurrency slots (global, tenant) held until the exchange ends.
     pub slots: [Option<crate::tenant::InFlightGuard>; 2],
@@ -57,7 +57,7 @@ pub async fn forward(
         target,
         route,
         path_and_query,
-        forwarded_for,
+        client,
         start,
         slots,
         upgrade_idle_timeout,
@@ -85,7 +85,7 @@ pub async fn forward(
         slots,
     );
 
-    headers::prepare_request(&mut parts.headers, &target, &forwarded_for, &request_id);
+    headers::prepare_request(&mut parts.headers, &target, &client, &request_id);
     headers::append_via(&mut parts.headers, &via_entry);
     parts.extensions = Extensions::new();
     // The protocol toward the upstream is chosen here, never copied from

@@ -101,31 +101,35 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's address, with its `X-Forwarded-For` entry formatted once
-/// per connection instead of once per request.
+/// The client's address and how it reached the proxy, with its
+/// `X-Forwarded-For` and `X-Forwarded-Proto` entries made once per
+/// connection instead of once per request.
 #[derive(Clone)]
 pub struct ClientAddr {
     pub addr: SocketAddr,
     pub forwarded_for: HeaderValue,
+    /// `https` on a connection that arrived over inbound TLS, else `http`.
+    pub forwarded_proto: HeaderValue,
 }
 
 impl ClientAddr {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(addr: SocketAddr, tls: bool) -> Self {
         let forwarded_for = HeaderValue::from_str(&addr.ip().to_string())
             .expect("an IP address is a valid header value");
         ClientAddr {
             addr,
             forwarded_for,
+            forwarded_proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
         }
     }
 }
 
-/// Turn the client's request headers into the upstream's. `forwarded_for`
-/// is the client's entry for `X-Forwarded-For` ([`ClientAddr`]).
+/// Turn the client's request headers into the upstream's; `client` gives
+/// this hop's `X-Forwarded-For` and `X-Forwarded-Proto` entries.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     target: &Target,
-    forwarded_for: &HeaderValue,
+    client: &ClientAddr,
     request_id: &HeaderValue,
 ) {
     strip_hop_by_hop(headers);
@@ -143,12 +147,8 @@ pub fn prepare_request(
     // as :authority (h2). Expect was answered here already.
     headers.remove(HOST);
     headers.remove(EXPECT);
-    append_list(headers, &X_FORWARDED_FOR, forwarded_for);
-    append_list(
-        headers,
-        &X_FORWARDED_PROTO,
-        &HeaderValue::from_static("http"),
-    );
+    append_list(headers, &X_FORWARDED_FOR, &client.forwarded_for);
+    append_list(headers, &X_FORWARDED_PROTO, &client.forwarded_proto);
     // Values unique to each request are marked sensitive: to an h2
     // upstream that means HPACK "never indexed". Indexed, each new id would
     // take a place in the connection's header table, push out the values

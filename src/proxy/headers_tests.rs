@@ -119,8 +119,11 @@ fn request_gets_injected_credentials_and_loses_the_clients() {
         ("content-encoding", "gzip"),
     ]);
     let id = HeaderValue::from_static("req-1");
-    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into());
-    prepare_request(&mut h, &t, &peer.forwarded_for, &id);
+    let peer = ClientAddr::new(
+        (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into(),
+        false,
+    );
+    prepare_request(&mut h, &t, &peer, &id);
     assert_eq!(h.get_all(AUTHORIZATION).iter().count(), 1);
     assert_eq!(
         h[AUTHORIZATION],
@@ -140,14 +143,32 @@ fn request_gets_injected_credentials_and_loses_the_clients() {
 }
 
 #[test]
+fn forwarded_proto_says_how_the_client_reached_the_proxy() {
+    let t = target();
+    let id = HeaderValue::from_static("req-1");
+    let addr = (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into();
+    let mut h = map(&[]);
+    prepare_request(&mut h, &t, &ClientAddr::new(addr, true), &id);
+    assert_eq!(h["x-forwarded-proto"], "https");
+    // The contract appends: an earlier hop's entry is kept, this hop's
+    // last, so the last entry is always how the client reached this proxy.
+    let mut h = map(&[("x-forwarded-proto", "https")]);
+    prepare_request(&mut h, &t, &ClientAddr::new(addr, false), &id);
+    assert_eq!(h["x-forwarded-proto"], "https, http");
+}
+
+#[test]
 fn values_unique_to_each_request_are_never_indexed() {
     let t = target();
-    let peer = ClientAddr::new((IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into());
+    let peer = ClientAddr::new(
+        (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000).into(),
+        false,
+    );
     let mut ours = HeaderValue::from_static("req-1");
     ours.set_sensitive(true);
     // The proxy's own id goes out as it was made.
     let mut h = map(&[("user-agent", "alloy/1.4")]);
-    prepare_request(&mut h, &t, &peer.forwarded_for, &ours);
+    prepare_request(&mut h, &t, &peer, &ours);
     assert_eq!(h["x-request-id"], "req-1");
     assert!(h["x-request-id"].is_sensitive());
     // A client's own id and trace context are kept and marked too; the
@@ -160,7 +181,7 @@ fn values_unique_to_each_request_are_never_indexed() {
         ),
         ("user-agent", "alloy/1.4"),
     ]);
-    prepare_request(&mut h, &t, &peer.forwarded_for, &ours);
+    prepare_request(&mut h, &t, &peer, &ours);
     assert_eq!(h["x-request-id"], "client-42");
     assert!(h["x-request-id"].is_sensitive());
     assert!(h["traceparent"].is_sensitive());
