@@ -27,7 +27,7 @@ use crate::rules_sync::Syncer;
 use crate::state::State;
 use crate::telemetry::metrics::NO_UPSTREAM;
 use crate::telemetry::{method_label, unix_now, Metrics};
-use crate::tenant::{acquire, AuthError, InFlight};
+use crate::tenant::{acquire, AuthError};
 
 /// The contract's request-header limits, enforced on HTTP/1.1 and h2 alike.
 pub const MAX_HEADER_FIELDS: usize = 200;
@@ -49,8 +49,6 @@ pub struct App {
     draining: AtomicBool,
     /// Clients live across reloads: unchanged transports keep their pools.
     clients: Mutex<ClientSet>,
-    /// `max_in_flight` (set at start).
-    in_flight_cap: Option<Arc<InFlight>>,
     /// Remote-write jobs, reconciled with every config.
     jobs: Controller,
     /// The rules sync task, reconciled with every config.
@@ -62,7 +60,6 @@ impl App {
     pub fn new(config: Config) -> Self {
         let metrics = Arc::new(Metrics::new());
         let mut clients = ClientSet::new();
-        let in_flight_cap = config.max_in_flight.map(InFlight::new);
         let jobs = Controller::new(metrics.clone());
         jobs.reconcile(config.remote_write.as_ref());
         let rules = Syncer::new(metrics.clone());
@@ -76,7 +73,6 @@ impl App {
             ids: RequestIds::new(),
             draining: AtomicBool::new(false),
             clients: Mutex::new(clients),
-            in_flight_cap,
             jobs,
             rules,
         }
@@ -86,6 +82,13 @@ impl App {
     pub fn swap(&self, config: Config) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
+        let start_only = crate::config::start_only_changes(&old.config, &config);
+        if !start_only.is_empty() {
+            tracing::warn!(
+                keys = %start_only.join(", "),
+                "reload: these keys take effect at the next start only; the running values stay"
+            );
+        }
         self.jobs.reconcile(config.remote_write.as_ref());
         self.rules.reconcile(config.rules_sync.as_ref());
         let state = Arc::new(State::build(
@@ -151,7 +154,7 @@ impl App {
             res
         };
         // Global overload guard: answer 503 at once rather than queue.
-        let Ok(global_slot) = acquire(self.in_flight_cap.as_ref()) else {
+        let Ok(global_slot) = acquire(state.in_flight.as_ref()) else {
             let e = ProxyError::Overloaded {
                 limit: "max_in_flight",
             };
@@ -225,11 +228,11 @@ impl App {
                 };
                 return reject(e, &tenant.name, &route, upstream_name);
             }
-            if let Some((write, read)) = &c.rate {
+            if let Some(rate) = &c.rate {
                 let bucket = if class == AccessClass::Write {
-                    write
+                    &rate.write
                 } else {
-                    read
+                    &rate.read
                 };
                 if let Err(wait) = bucket.try_take() {
                     let e = ProxyError::TooManyRequests {

@@ -48,26 +48,19 @@ pub async fn serve(
     listener: TcpListener,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let builder = Arc::new(connection_builder(config));
     let graceful = GracefulShutdown::new();
     tracing::info!(listen = %listener.local_addr()?, "serving");
 
-    let limits = Limits {
-        connections: config.max_connections.map(InFlight::new),
-        probe_reserve: config.max_connections.map(|_| InFlight::new(PROBE_RESERVE)),
-        probe_builder: Arc::new(probe_builder(config)),
-    };
-    let connections = &limits;
-    accept_until(&listener, &builder, &graceful, &app, stop, connections).await;
+    let mut limits = Limits::new(&app.current().config);
+    accept_until(&listener, &graceful, &app, stop, &mut limits).await;
     app.start_draining();
     tracing::info!(delay = ?config.shutdown_delay, "shutdown: /ready is 503, still serving");
     accept_until(
         &listener,
-        &builder,
         &graceful,
         &app,
         tokio::time::sleep(config.shutdown_delay),
-        connections,
+        &mut limits,
     )
     .await;
     drop(listener);
@@ -109,11 +102,44 @@ const PROBE_RESERVE: usize = 8;
 /// `header_read_timeout`, if shorter) and is closed after one answer.
 const PROBE_FIRST_BYTES: Duration = Duration::from_secs(2);
 
-/// `max_connections` and the probe reserve beyond it.
+/// What the accept loop takes from the config in force: the connection
+/// builders (`header_read_timeout` and the HTTP limits) and
+/// `max_connections` with the probe reserve beyond it. A reload rebuilds
+/// the builders for the connections after it and moves the cap; the
+/// counter of open connections is kept, so a reload never admits past it.
 struct Limits {
-    connections: Option<Arc<InFlight>>,
-    probe_reserve: Option<Arc<InFlight>>,
+    /// The config these were made from.
+    config: Arc<Config>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     probe_builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Every open connection holds a slot; without `max_connections` the
+    /// cap is `usize::MAX`, so one set later counts the ones already open.
+    connections: Arc<InFlight>,
+    probe_reserve: Arc<InFlight>,
+}
+
+impl Limits {
+    fn new(config: &Arc<Config>) -> Self {
+        Limits {
+            config: config.clone(),
+            builder: Arc::new(connection_builder(config)),
+            probe_builder: Arc::new(probe_builder(config)),
+            connections: InFlight::new(config.max_connections.unwrap_or(usize::MAX)),
+            probe_reserve: InFlight::new(PROBE_RESERVE),
+        }
+    }
+
+    /// Follow the config in force (a pointer compare when it is the same).
+    fn follow(&mut self, config: &Arc<Config>) {
+        if Arc::ptr_eq(&self.config, config) {
+            return;
+        }
+        self.config = config.clone();
+        self.builder = Arc::new(connection_builder(config));
+        self.probe_builder = Arc::new(probe_builder(config));
+        self.connections
+            .set_max(config.max_connections.unwrap_or(usize::MAX));
+    }
 }
 
 /// HTTP/1.1 only, one request per connection, headers within
@@ -183,11 +209,10 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 
 async fn accept_until(
     listener: &TcpListener,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
     app: &Arc<App>,
     stop: impl Future<Output = ()>,
-    limits: &Limits,
+    limits: &mut Limits,
 ) {
     tokio::pin!(stop);
     loop {
@@ -200,32 +225,30 @@ async fn accept_until(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let state = app.current();
+                limits.follow(&state.config);
                 let mut first_bytes_timeout = state.config.header_read_timeout;
-                let mut conn_builder = builder.clone();
+                let mut conn_builder = limits.builder.clone();
                 let mut probes_only = false;
                 let tls = state.config.tls.as_ref().map(|t| t.config.clone());
-                let conn_slot = match &limits.connections {
-                    Some(cap) => match cap.try_acquire() {
-                        Some(slot) => Some(slot),
-                        // Full: one probe-or-metrics request, if the small
-                        // reserve has room; else 503 at once.
-                        None => match limits.probe_reserve.as_ref().and_then(|r| r.try_acquire()) {
-                            Some(slot) => {
-                                probes_only = true;
-                                conn_builder = limits.probe_builder.clone();
-                                first_bytes_timeout = first_bytes_timeout.min(PROBE_FIRST_BYTES);
-                                Some(slot)
-                            }
-                            // A TLS client expects a handshake, not a
-                            // plaintext answer: it only sees the close.
-                            None if tls.is_some() => continue,
-                            None => {
-                                tokio::spawn(refuse(stream));
-                                continue;
-                            }
-                        },
+                let conn_slot = match limits.connections.try_acquire() {
+                    Some(slot) => slot,
+                    // Full: one probe-or-metrics request, if the small
+                    // reserve has room; else 503 at once.
+                    None => match limits.probe_reserve.try_acquire() {
+                        Some(slot) => {
+                            probes_only = true;
+                            conn_builder = limits.probe_builder.clone();
+                            first_bytes_timeout = first_bytes_timeout.min(PROBE_FIRST_BYTES);
+                            slot
+                        }
+                        // A TLS client expects a handshake, not a
+                        // plaintext answer: it only sees the close.
+                        None if tls.is_some() => continue,
+                        None => {
+                            tokio::spawn(refuse(stream));
+                            continue;
+                        }
                     },
-                    None => None,
                 };
                 let conn = Connection {
                     builder: conn_builder,
@@ -234,7 +257,7 @@ async fn accept_until(
                     peer: ClientAddr::new(peer, tls.is_some()),
                     first_bytes_timeout,
                     probes_only,
-                    _slot: conn_slot,
+                    _slot: Some(conn_slot),
                 };
                 match tls {
                     None => {

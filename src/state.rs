@@ -9,7 +9,7 @@ use crate::config::{Config, DEFAULT_TENANT};
 use crate::proxy::{ClientSet, Target};
 use crate::routes::RouteTable;
 use crate::telemetry::Metrics;
-use crate::tenant::{token_hash, ClientEntry, InFlight, Resolver};
+use crate::tenant::{token_hash, ClientEntry, ClientRate, InFlight, Resolver};
 
 pub struct State {
     pub config: Arc<Config>,
@@ -19,6 +19,8 @@ pub struct State {
     pub tenants: Vec<TenantState>,
     /// `1.1 <via_name>`, appended to `Via` on every proxied request.
     pub via: http::HeaderValue,
+    /// The global `max_in_flight` slots.
+    pub in_flight: Option<Arc<InFlight>>,
 }
 
 pub struct TenantState {
@@ -54,7 +56,9 @@ impl State {
 
     /// Build from `config`, reusing `clients` (and so their pools) for
     /// unchanged transport needs, and keeping the credential age of
-    /// targets whose credentials `previous` already had.
+    /// targets whose credentials `previous` already had. Limiter state
+    /// (the global and tenant in-flight counters, client rate buckets) is
+    /// carried on from `previous`, keyed by tenant and client name.
     pub fn build(
         config: Config,
         metrics: &Arc<Metrics>,
@@ -80,22 +84,34 @@ impl State {
         for (i, t) in config.tenants.values().enumerate() {
             names.push(t.name.as_str().into());
             for c in &t.clients {
+                let rate = c.rate.map(|r| {
+                    let before = previous.and_then(|p| p.resolver.client_rate(&t.name, &c.name));
+                    ClientRate::carried(before, r)
+                });
                 entries.push(ClientEntry::new(
                     c.token.as_ref().map(|t| token_hash(t.expose().as_bytes())),
                     c.cert_cn.as_deref(),
                     i + 1,
                     &c.name,
                     c.access,
-                    c.rate,
+                    rate,
                 ));
             }
+            let before = previous.and_then(|p| p.tenants.iter().find(|b| *b.name == *t.name));
             tenants.push(TenantState {
                 name: t.name.as_str().into(),
                 targets: targets(&table, &t.upstreams, &t.name, metrics, clients, previous),
-                write_slots: t.max_in_flight.map(InFlight::new),
-                read_slots: t.max_in_flight.map(InFlight::new),
+                write_slots: t
+                    .max_in_flight
+                    .map(|m| InFlight::carried(before.and_then(|b| b.write_slots.as_ref()), m)),
+                read_slots: t
+                    .max_in_flight
+                    .map(|m| InFlight::carried(before.and_then(|b| b.read_slots.as_ref()), m)),
             });
         }
+        let in_flight = config
+            .max_in_flight
+            .map(|m| InFlight::carried(previous.and_then(|p| p.in_flight.as_ref()), m));
         let resolver = Resolver::new(names, entries, config.require_client_auth);
         // via_name was validated as a token, so this never falls back.
         let via = http::HeaderValue::from_str(&format!("1.1 {}", config.via_name))
@@ -106,6 +122,7 @@ impl State {
             resolver,
             tenants,
             via,
+            in_flight,
         }
     }
 

@@ -41,6 +41,38 @@ pub enum LogFormat {
     Text,
 }
 
+/// The keys a running proxy takes at start only: the sockets it listens
+/// on, its logging, and its shutdown timings (the runtime's
+/// `TOKIO_WORKER_THREADS` too, outside the config). Everything else follows
+/// a reload: routes, tenants, clients, secrets, TLS, `header_read_timeout`,
+/// `max_connections`, `max_in_flight` and the jobs.
+pub const START_ONLY_KEYS: [&str; 6] = [
+    "listen",
+    "admin_listen",
+    "log",
+    "log_format",
+    "shutdown_delay",
+    "shutdown_grace",
+];
+
+/// The start-only keys whose value differs between `running` and `next`:
+/// a reload cannot apply them, and says so.
+pub fn start_only_changes(running: &Config, next: &Config) -> Vec<&'static str> {
+    let changed = [
+        running.listen != next.listen,
+        running.admin_listen != next.admin_listen,
+        running.log != next.log,
+        running.log_format != next.log_format,
+        running.shutdown_delay != next.shutdown_delay,
+        running.shutdown_grace != next.shutdown_grace,
+    ];
+    START_ONLY_KEYS
+        .into_iter()
+        .zip(changed)
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -636,3 +636,24 @@ fn an_env_secret_replaces_the_files_other_form() {
         "from-env-file"
     );
 }
+
+#[test]
+fn a_reload_names_the_start_only_keys_it_cannot_apply() {
+    let running = from("", PROM).unwrap();
+    let next = from(
+        "listen = \"127.0.0.1:9999\"\nlog = \"debug\"\nmax_in_flight = 5\nheader_read_timeout = \"3s\"",
+        PROM,
+    )
+    .unwrap();
+    // The caps and timeouts that follow a reload are not named.
+    assert_eq!(
+        crate::config::start_only_changes(&running, &next),
+        ["listen", "log"]
+    );
+    assert!(crate::config::start_only_changes(&running, &running.clone()).is_empty());
+    let timings = from("shutdown_delay = \"1s\"\nshutdown_grace = \"2s\"", PROM).unwrap();
+    assert_eq!(
+        crate::config::start_only_changes(&running, &timings),
+        ["shutdown_delay", "shutdown_grace"]
+    );
+}

@@ -8,5 +8,5 @@ mod resolve;
 
 pub use binding::acting_tenant;
 pub use credentials::{presented_token_hash, token_hash};
-pub use limits::{acquire, InFlight, InFlightGuard, RateLimiter};
+pub use limits::{acquire, ClientRate, InFlight, InFlightGuard, RateLimiter};
 pub use resolve::{AuthError, ClientEntry, Resolver};

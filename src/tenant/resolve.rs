@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::credentials::presented_token_hash;
-use super::limits::RateLimiter;
+use super::limits::ClientRate;
 use crate::access::AccessSet;
 use crate::proxy::headers::X_SCOPE_ORGID;
 
@@ -25,8 +25,8 @@ pub struct ClientEntry {
     pub tenant: usize,
     pub name: Arc<str>,
     pub access: AccessSet,
-    /// (write, read) buckets when the client has a `rate`.
-    pub rate: Option<(RateLimiter, RateLimiter)>,
+    /// The client's buckets when it has a `rate` (carried across reloads).
+    pub rate: Option<Arc<ClientRate>>,
 }
 
 impl ClientEntry {
@@ -36,7 +36,7 @@ impl ClientEntry {
         tenant: usize,
         name: &str,
         access: AccessSet,
-        rate: Option<f64>,
+        rate: Option<Arc<ClientRate>>,
     ) -> Self {
         ClientEntry {
             hash,
@@ -44,7 +44,7 @@ impl ClientEntry {
             tenant,
             name: name.into(),
             access,
-            rate: rate.map(|r| (RateLimiter::new(r), RateLimiter::new(r))),
+            rate,
         }
     }
 }
@@ -95,6 +95,16 @@ impl Resolver {
             by_digest,
             require_auth,
         }
+    }
+
+    /// The buckets of client `client` of tenant `tenant`, for the next
+    /// config's resolver to carry on.
+    pub fn client_rate(&self, tenant: &str, client: &str) -> Option<&Arc<ClientRate>> {
+        self.clients
+            .iter()
+            .find(|c| &*c.name == client && &*self.names[c.tenant] == tenant)?
+            .rate
+            .as_ref()
     }
 
     pub fn has_tenants(&self) -> bool {
