@@ -73,6 +73,12 @@ impl Group {
 }
 
 /// A Prometheus duration (`model.Duration`), in milliseconds.
+///
+/// Parsed here, rendered by promql-parser: `promql_parser::util::parse_duration`
+/// reads PromQL's duration literals, which are not the rule file's
+/// `model.Duration` (it takes `1.5` and `5` as seconds and refuses `0` and
+/// `0s`, all of which the ruler answers the other way), so a rule file
+/// checked with it would pass here and fail at the ruler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromDuration(pub u64);
 
@@ -127,24 +133,11 @@ impl PromDuration {
     }
 }
 
-/// Prometheus' own rendering: years and weeks only when exact.
+/// Prometheus' own rendering (years and weeks only when exact).
 impl fmt::Display for PromDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.0;
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        for (i, (unit, mult)) in UNITS.iter().enumerate() {
-            if i < 2 && ms % mult != 0 {
-                continue;
-            }
-            let v = ms / mult;
-            if v > 0 {
-                write!(f, "{v}{unit}")?;
-                ms -= v * mult;
-            }
-        }
-        Ok(())
+        let d = std::time::Duration::from_millis(self.0);
+        f.write_str(&promql_parser::util::display_duration(&d))
     }
 }
 

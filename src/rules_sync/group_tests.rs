@@ -40,6 +40,7 @@ fn durations_parse_and_print_as_prometheus_does() {
         "1h1h",
         "-5m",
         "1.5h",
+        "1.5",
         " 5m",
         "99999999999999999999y",
     ] {
