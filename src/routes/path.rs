@@ -16,6 +16,11 @@
 //! Canonicalizing a canonical path changes nothing, and decoding it fully
 //! (what an upstream does) can only turn an escape into a character outside
 //! the unreserved set, which no access-class entry contains.
+//!
+//! The escapes are read here, not by `percent-encoding` (which the proxy
+//! uses to encode): its decoder turns every escape into its byte, while
+//! this boundary decides per escape whether to decode, keep or refuse it,
+//! in one pass that allocates only when the spelling changes.
 
 use std::borrow::Cow;
 
