@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
 use crate::config::Upstream;
-use crate::proxy::own_api::{refused, UpstreamApi};
+use crate::proxy::own_api::{ApiError, UpstreamApi};
 use crate::remote_write::selector::valid_label_name;
 use crate::rules_sync::group::PromDuration;
 
@@ -266,17 +266,23 @@ fn check_matchers(list: &[String], at: &str, p: &mut Vec<String>) {
     }
 }
 
-/// POST the body to the tenant's Alertmanager configuration API.
-pub async fn push(up: &Upstream, body: &MimirBody) -> Result<String, String> {
+/// POST the body to the tenant's Alertmanager configuration API; `Ok`
+/// says what answered.
+pub async fn push(up: &Upstream, body: &MimirBody) -> Result<String, ApiError> {
     let api = UpstreamApi::new(up, CONFIG_PATH);
-    let yaml = serde_yaml_ng::to_string(body).map_err(|e| e.to_string())?;
     let url = api.url().to_string();
+    // The body is built from strings and maps: it always serializes.
+    let yaml = serde_yaml_ng::to_string(body).map_err(|e| ApiError::Failed {
+        method: Method::POST,
+        url: url.clone(),
+        cause: e.to_string(),
+    })?;
     match api
         .call(Method::POST, &url, Some(Bytes::from(yaml)), 64 * 1024)
         .await?
     {
         (s, _) if s.is_success() => Ok(format!("{s} from {url}")),
-        (s, answer) => Err(refused("POST", &url, s, &answer)),
+        (s, answer) => Err(ApiError::refused(Method::POST, &url, s, &answer)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! problem at once, each naming its key. Nothing downstream re-checks.
 
 mod env;
+mod files;
 mod raw;
 mod render;
 mod secret;
@@ -21,14 +22,14 @@ use http::uri::{Authority, Scheme};
 use crate::access::{AccessClass, AccessSet};
 
 pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
+pub use files::{
+    read_bounded, read_secret_file, read_small_file, FileError, MAX_SECRET_FILE_BYTES,
+};
 pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::{config_warnings, render_effective};
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
-pub use validate::{
-    parse_base_url, read_bounded, read_secret_file, read_small_file, validate,
-    MAX_SECRET_FILE_BYTES,
-};
+pub use validate::{parse_base_url, validate, BaseUrlError};
 
 /// Every problem found in a config, one line each, `key: what is wrong`.
 #[derive(Debug, thiserror::Error)]

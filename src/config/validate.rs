@@ -12,12 +12,12 @@ use http::uri::{Authority, Scheme, Uri};
 use rustls::pki_types::CertificateDer;
 
 use super::{
-    CaFile, Client, Config, ConfigErrors, Credentials, LogFormat, RawClient, RawConfig, RawTenant,
-    RawUpstream, Route, Secret, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
-    DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT,
-    DEFAULT_UPGRADE_IDLE_TIMEOUT, DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME,
-    DEFAULT_WATCH_INTERVAL,
+    read_secret_file, read_small_file, CaFile, Client, Config, ConfigErrors, Credentials,
+    LogFormat, RawClient, RawConfig, RawTenant, RawUpstream, Route, Secret, Tenant, Upstream,
+    BUILTIN_ROUTES, BUILTIN_UPSTREAMS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_UPGRADE_IDLE_TIMEOUT,
+    DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
 };
 
 const RESERVED_UPSTREAM_NAMES: &[&str] = &["token", "log", "shutdown", "listen", "config"];
@@ -396,52 +396,6 @@ fn secret_from_file(p: &mut Problems, key: &str, path: &Path) -> Option<Secret> 
     }
 }
 
-/// Secret and token files are small: anything larger is a mistake (or an
-/// attack on the reload loop), never read whole.
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-
-/// Read a small regular file as text: never blocks on a FIFO, never reads
-/// past `MAX_SECRET_FILE_BYTES`, and says why in words that never include
-/// the contents.
-pub fn read_small_file(path: &Path) -> Result<String, String> {
-    read_bounded(path, MAX_SECRET_FILE_BYTES)
-}
-
-/// Read a regular file of at most `limit` bytes as text (see
-/// [`read_small_file`]).
-pub fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
-    use std::io::Read;
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    if meta.len() > limit {
-        return Err(format!("{shown} is larger than {limit} bytes"));
-    }
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {}", e.kind()))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("{shown} is larger than {limit} bytes"));
-    }
-    String::from_utf8(bytes).map_err(|_| format!("{shown} is not valid UTF-8"))
-}
-
-/// Read a secret file (a Kubernetes Secret mount): trailing newline trimmed.
-pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = read_small_file(path)?;
-    let s = text.trim_end_matches(['\r', '\n']);
-    if s.trim().is_empty() {
-        Err(format!("{} is empty", path.display()))
-    } else {
-        Ok(Secret::new(s))
-    }
-}
-
 fn upstream(
     p: &mut Problems,
     key: &str,
@@ -570,30 +524,50 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// Parse an upstream base URL. Messages never echo the URL: a careless one
+/// Why a base URL is refused. Messages never echo the URL: a careless one
 /// could carry credentials.
-pub fn parse_base_url(url: &str) -> Result<(Scheme, Authority, String), String> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("relative URL without a base")]
+    Relative,
+    #[error("invalid URL")]
+    Invalid,
+    #[error("unsupported scheme {0} (use http or https)")]
+    Scheme(Scheme),
+    #[error("URL has no host")]
+    NoHost,
+    #[error("credentials in the URL are not allowed: use user and token")]
+    Credentials,
+    #[error("URL must not have a query or fragment")]
+    QueryOrFragment,
+    #[error("URL path must not contain . or .. segments")]
+    DotSegment,
+}
+
+/// Parse an upstream base URL: scheme, authority and the path without its
+/// trailing `/`.
+pub fn parse_base_url(url: &str) -> Result<(Scheme, Authority, String), BaseUrlError> {
     if !url.contains("://") {
-        return Err("relative URL without a base".to_string());
+        return Err(BaseUrlError::Relative);
     }
-    let uri: Uri = url.parse().map_err(|_| "invalid URL".to_string())?;
-    let scheme = uri.scheme().cloned().ok_or("relative URL without a base")?;
+    let uri: Uri = url.parse().map_err(|_| BaseUrlError::Invalid)?;
+    let scheme = uri.scheme().cloned().ok_or(BaseUrlError::Relative)?;
     if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-        return Err(format!("unsupported scheme {scheme} (use http or https)"));
+        return Err(BaseUrlError::Scheme(scheme));
     }
-    let authority = uri.authority().cloned().ok_or("URL has no host")?;
+    let authority = uri.authority().cloned().ok_or(BaseUrlError::NoHost)?;
     if authority.as_str().contains('@') {
-        return Err("credentials in the URL are not allowed: use user and token".to_string());
+        return Err(BaseUrlError::Credentials);
     }
     if authority.host().is_empty() {
-        return Err("URL has no host".to_string());
+        return Err(BaseUrlError::NoHost);
     }
     if uri.query().is_some() || url.contains('#') {
-        return Err("URL must not have a query or fragment".to_string());
+        return Err(BaseUrlError::QueryOrFragment);
     }
     let base = uri.path().trim_end_matches('/').to_string();
     if has_dot_segment(&base) {
-        return Err("URL path must not contain . or .. segments".to_string());
+        return Err(BaseUrlError::DotSegment);
     }
     Ok((scheme, authority, base))
 }

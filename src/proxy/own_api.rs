@@ -15,6 +15,55 @@ use super::{own_client, root_cause, OwnClient};
 use crate::config::Upstream;
 use crate::proxy::headers::X_SCOPE_ORGID;
 
+/// Why a call to an upstream's API did not give the answer wanted. Each
+/// names the method and URL (which never hold a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No answer: connect, TLS or I/O failed, or the answer's body was
+    /// larger than the call allows.
+    #[error("{method} {url}: {cause}")]
+    Failed {
+        method: Method,
+        url: String,
+        cause: String,
+    },
+    #[error("{method} {url}: no answer within {timeout:?}")]
+    Timeout {
+        method: Method,
+        url: String,
+        timeout: Duration,
+    },
+    /// An answer, not the one wanted: its status and the start of its body.
+    #[error("{method} {url}: {status} {body}")]
+    Refused {
+        method: Method,
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
+    /// A success whose body is not what was asked for.
+    #[error("{method} {url}: answer is not {expected}: {cause}")]
+    Unreadable {
+        method: Method,
+        url: String,
+        expected: &'static str,
+        cause: String,
+    },
+}
+
+impl ApiError {
+    /// An answer with `status` and `body` that is not the one wanted.
+    pub fn refused(method: Method, url: &str, status: StatusCode, body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+        ApiError::Refused {
+            method,
+            url: url.to_string(),
+            status,
+            body: text.trim().to_string(),
+        }
+    }
+}
+
 pub struct UpstreamApi {
     client: OwnClient<Full<Bytes>>,
     /// `<upstream URL><path>`: shown in messages, never holds a secret.
@@ -62,14 +111,18 @@ impl UpstreamApi {
         url: &str,
         body: Option<Bytes>,
         max: usize,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let what = format!("{method} {url}");
+    ) -> Result<(StatusCode, Bytes), ApiError> {
+        let failed = |cause: String| ApiError::Failed {
+            method: method.clone(),
+            url: url.to_string(),
+            cause,
+        };
         let yaml = body.is_some();
         let mut req = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(url)
             .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|e| failed(e.to_string()))?;
         *req.headers_mut() = self.headers.clone();
         if yaml {
             req.headers_mut()
@@ -86,18 +139,15 @@ impl UpstreamApi {
             Ok::<_, String>((status, body))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(format!("{what}: no answer within {:?}", self.timeout)),
-            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Err(_) => Err(ApiError::Timeout {
+                method,
+                url: url.to_string(),
+                timeout: self.timeout,
+            }),
+            Ok(Err(cause)) => Err(failed(cause)),
             Ok(Ok(r)) => Ok(r),
         }
     }
-}
-
-/// An answer that is not the one wanted, for messages: status and the
-/// start of the body.
-pub fn refused(method: &str, url: &str, status: StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
-    format!("{method} {url}: {status} {}", text.trim())
 }
 
 /// Everything but RFC 3986's unreserved characters.

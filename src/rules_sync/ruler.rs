@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 
 use super::group::Group;
 use crate::config::Upstream;
-use crate::proxy::own_api::{percent_encode, refused, UpstreamApi};
+use crate::proxy::own_api::{percent_encode, ApiError, UpstreamApi};
 
 /// The ruler API under the upstream's URL.
 pub const RULES_PATH: &str = "/api/prom/config/v1/rules";
@@ -38,7 +38,7 @@ impl Ruler {
     }
 
     /// Every namespace and group (a 404 is Mimir's "no rule groups").
-    pub async fn list(&self) -> Result<RuleSet, String> {
+    pub async fn list(&self) -> Result<RuleSet, ApiError> {
         let url = self.api.url();
         let (status, body) = self
             .api
@@ -48,19 +48,24 @@ impl Ruler {
             StatusCode::NOT_FOUND => Ok(RuleSet::new()),
             s if s.is_success() => {
                 let text = String::from_utf8_lossy(&body);
-                let set: RuleSet = crate::yaml_dir::from_str(&text)
-                    .map_err(|e| format!("GET {url}: answer is not a rule set: {e}"))?;
+                let set: RuleSet =
+                    crate::yaml_dir::from_str(&text).map_err(|e| ApiError::Unreadable {
+                        method: Method::GET,
+                        url: url.to_string(),
+                        expected: "a rule set",
+                        cause: e.to_string(),
+                    })?;
                 Ok(set
                     .into_iter()
                     .map(|(ns, gs)| (ns, gs.into_iter().map(Group::normalized).collect()))
                     .collect())
             }
-            s => Err(refused("GET", url, s, &body)),
+            s => Err(ApiError::refused(Method::GET, url, s, &body)),
         }
     }
 
     /// Create or replace one group in `namespace`.
-    pub async fn post(&self, namespace: &str, group: &Group) -> Result<(), String> {
+    pub async fn post(&self, namespace: &str, group: &Group) -> Result<(), ApiError> {
         let url = format!("{}/{}", self.api.url(), percent_encode(namespace));
         let body = Bytes::from(group.to_yaml());
         match self
@@ -69,12 +74,12 @@ impl Ruler {
             .await?
         {
             (s, _) if s.is_success() => Ok(()),
-            (s, body) => Err(refused("POST", &url, s, &body)),
+            (s, body) => Err(ApiError::refused(Method::POST, &url, s, &body)),
         }
     }
 
     /// Delete one group (already gone counts as deleted).
-    pub async fn delete(&self, namespace: &str, group: &str) -> Result<(), String> {
+    pub async fn delete(&self, namespace: &str, group: &str) -> Result<(), ApiError> {
         let url = format!(
             "{}/{}/{}",
             self.api.url(),
@@ -87,7 +92,7 @@ impl Ruler {
             .await?
         {
             (s, _) if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            (s, body) => Err(refused("DELETE", &url, s, &body)),
+            (s, body) => Err(ApiError::refused(Method::DELETE, &url, s, &body)),
         }
     }
 }

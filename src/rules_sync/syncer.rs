@@ -73,7 +73,7 @@ pub async fn sync_ruler(active: &Active, i: usize, dry: bool) -> Report {
     let actual = match ruler.list().await {
         Ok(a) => a,
         Err(e) => {
-            report.unreachable = Some(e);
+            report.unreachable = Some(e.to_string());
             return report;
         }
     };
@@ -93,7 +93,7 @@ pub async fn sync_ruler(active: &Active, i: usize, dry: bool) -> Report {
                 None => ruler.delete(c.namespace, c.group).await,
             };
             if let Err(e) = applied {
-                report.failed.push(e);
+                report.failed.push(e.to_string());
                 continue;
             }
         }
