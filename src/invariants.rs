@@ -50,6 +50,31 @@ pub fn class_of_view(view: &[u8], method: &Method) -> AccessClass {
     classify(&String::from_utf8_lossy(view), method)
 }
 
+/// An invariant of a forwarded path that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Broken {
+    #[error("{forwarded:?} is not canonical: {again:?}")]
+    NotCanonical { forwarded: String, again: String },
+    #[error("{forwarded:?} is forwarded but refused: {why}")]
+    Refused {
+        forwarded: String,
+        why: crate::routes::PathError,
+    },
+    #[error("{0:?} carries an encoded separator")]
+    EncodedSeparator(String),
+    #[error("{0:?} carries '\\' or an empty segment")]
+    BackslashOrEmptySegment(String),
+    #[error("{0:?} carries a dot segment")]
+    DotSegment(String),
+    #[error("{method} {forwarded:?}: the proxy decided {}, a decoding upstream reads {}", decided.as_str(), read.as_str())]
+    Class {
+        method: Method,
+        forwarded: String,
+        decided: AccessClass,
+        read: AccessClass,
+    },
+}
+
 /// Check a forwarded path (no query): canonical (a fixed point of
 /// `canonicalize`), no dot segment, encoded separator, backslash or empty
 /// segment, and read by a decoding upstream, after its own `base_len` bytes
@@ -59,29 +84,41 @@ pub fn check_forwarded(
     base_len: usize,
     method: &Method,
     class: AccessClass,
-) -> Result<(), String> {
+) -> Result<(), Broken> {
+    let path = || forwarded.to_string();
     match canonicalize(forwarded) {
         Ok(again) if again == forwarded => {}
-        Ok(again) => return Err(format!("{forwarded:?} is not canonical: {again:?}")),
-        Err(e) => return Err(format!("{forwarded:?} is forwarded but refused: {e}")),
+        Ok(again) => {
+            return Err(Broken::NotCanonical {
+                forwarded: path(),
+                again: again.into_owned(),
+            })
+        }
+        Err(why) => {
+            return Err(Broken::Refused {
+                forwarded: path(),
+                why,
+            })
+        }
     }
     let lower = forwarded.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return Err(format!("{forwarded:?} carries an encoded separator"));
+        return Err(Broken::EncodedSeparator(path()));
     }
     if forwarded.contains('\\') || forwarded.contains("//") {
-        return Err(format!("{forwarded:?} carries '\\' or an empty segment"));
+        return Err(Broken::BackslashOrEmptySegment(path()));
     }
     if forwarded.split('/').any(|s| s == "." || s == "..") {
-        return Err(format!("{forwarded:?} carries a dot segment"));
+        return Err(Broken::DotSegment(path()));
     }
-    let seen = class_of_view(&upstream_view(&forwarded[base_len..]), method);
-    if seen != class {
-        return Err(format!(
-            "{method} {forwarded:?}: the proxy decided {}, a decoding upstream reads {}",
-            class.as_str(),
-            seen.as_str()
-        ));
+    let read = class_of_view(&upstream_view(&forwarded[base_len..]), method);
+    if read != class {
+        return Err(Broken::Class {
+            method: method.clone(),
+            forwarded: path(),
+            decided: class,
+            read,
+        });
     }
     Ok(())
 }
@@ -113,15 +150,17 @@ mod tests {
     fn each_broken_invariant_is_named() {
         let post = Method::POST;
         let w = AccessClass::Write;
-        assert!(check_forwarded("/api/prom/%70ush", 0, &post, w)
-            .unwrap_err()
-            .contains("not canonical"));
+        assert!(matches!(
+            check_forwarded("/api/prom/%70ush", 0, &post, w),
+            Err(Broken::NotCanonical { .. })
+        ));
         assert!(check_forwarded("/api/prom//push", 0, &post, w).is_err());
         assert!(check_forwarded("/api/prom/a/../push", 0, &post, w).is_err());
         assert!(check_forwarded("/api/prom%2Fpush", 0, &post, w).is_err());
         assert!(
             check_forwarded("/api/prom/push", 0, &post, AccessClass::Admin)
                 .unwrap_err()
+                .to_string()
                 .contains("a decoding upstream reads write")
         );
         // The base path is the upstream's own, not classified.

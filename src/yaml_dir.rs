@@ -90,15 +90,14 @@ pub type Labelled<T> = (String, Result<T, serde_yaml_ng::Error>);
 const YAML_FILE_LIMIT: u64 = 16 << 20;
 
 /// Read a file's documents, each labelled; `Err` names the file that
-/// cannot be read.
+/// cannot be read and why.
 pub fn read_documents<T: serde::de::DeserializeOwned>(
     path: &Path,
-) -> Result<Vec<Labelled<T>>, String> {
+) -> Result<Vec<Labelled<T>>, crate::config::FileError> {
     let shown = path.display().to_string();
     // Bounded and regular files only: a FIFO or a huge file in a team's
     // directory must not hold a sync pass or the reload loop.
-    let text = crate::config::read_bounded(path, YAML_FILE_LIMIT)
-        .map_err(|why| format!("{shown}: {why}"))?;
+    let text = crate::config::read_bounded(path, YAML_FILE_LIMIT)?;
     let docs = documents::<T>(&text);
     let many = docs.len() > 1;
     Ok(docs

@@ -47,7 +47,7 @@ impl std::fmt::Debug for ServerTls {
 pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
     let mut problems = Vec::new();
     let certs = read_certs(&raw.cert_file)
-        .map_err(|m| problems.push(("tls.cert_file".to_string(), m)))
+        .map_err(|e| problems.push(("tls.cert_file".to_string(), e.to_string())))
         .ok();
     let key = PrivateKeyDer::from_pem_file(&raw.key_file)
         .map_err(|e| {
@@ -63,7 +63,7 @@ pub fn build(raw: &RawTls) -> Result<ServerTls, Vec<(String, String)>> {
     let verifier = raw.client_ca_file.as_ref().and_then(|path| {
         let roots = read_certs(path)
             .and_then(|certs| root_store(path, &certs))
-            .map_err(|m| problems.push(("tls.client_ca_file".to_string(), m)))
+            .map_err(|e| problems.push(("tls.client_ca_file".to_string(), e.to_string())))
             .ok()?;
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
@@ -104,16 +104,37 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why a certificate file cannot be used; each names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: bad PEM: {reason}", path.display())]
+    BadPem { path: PathBuf, reason: String },
+    #[error("{}: not a usable CA certificate: {reason}", path.display())]
+    NotCa { path: PathBuf, reason: String },
+}
+
 /// Read the PEM certificates of a file (inbound TLS, client CA, upstream
-/// extra CA), naming the file in every error.
-pub(super) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// extra CA).
+pub(super) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .map_err(|e| CertError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?
         .collect();
     match certs {
         Ok(c) if !c.is_empty() => Ok(c),
-        Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
-        Err(e) => Err(format!("{}: bad PEM: {e}", path.display())),
+        Ok(_) => Err(CertError::NoCertificate {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(CertError::BadPem {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -122,12 +143,13 @@ pub(super) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, St
 pub(super) fn root_store(
     path: &Path,
     certs: &[CertificateDer<'static>],
-) -> Result<rustls::RootCertStore, String> {
+) -> Result<rustls::RootCertStore, CertError> {
     let mut store = rustls::RootCertStore::empty();
     for cert in certs {
-        store
-            .add(cert.clone())
-            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        store.add(cert.clone()).map_err(|e| CertError::NotCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(store)
 }

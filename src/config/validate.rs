@@ -518,7 +518,7 @@ fn upstream(
 
 /// Read and check an extra CA file now, so a bad file is a config error
 /// and not a failure at the first request.
-fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, super::tls::CertError> {
     let certs = super::tls::read_certs(path)?;
     super::tls::root_store(path, &certs)?;
     Ok(certs)

@@ -124,17 +124,25 @@ pub struct Pusher {
     timeout: Duration,
 }
 
+/// A delivery the pusher cannot be built for (validation refuses these
+/// first; this names what slipped through).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PusherError {
+    #[error("invalid target URL")]
+    Url,
+    #[error("header {0:?}: not a valid header name or value")]
+    Header(String),
+}
+
 impl Pusher {
-    pub fn new(d: &Delivery) -> Result<Self, String> {
-        let uri: Uri = d
-            .url
-            .parse()
-            .map_err(|_| "invalid target URL".to_string())?;
+    pub fn new(d: &Delivery) -> Result<Self, PusherError> {
+        let uri: Uri = d.url.parse().map_err(|_| PusherError::Url)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &d.headers {
+            let bad = || PusherError::Header(k.clone());
             headers.insert(
-                HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?,
-                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?,
+                HeaderValue::from_str(v).map_err(|_| bad())?,
             );
         }
         if d.kind.is_remote_write() {
@@ -150,7 +158,8 @@ impl Pusher {
         if let Some(org) = &d.org_id {
             headers.insert(
                 "x-scope-orgid",
-                HeaderValue::from_str(org).map_err(|e| e.to_string())?,
+                HeaderValue::from_str(org)
+                    .map_err(|_| PusherError::Header("x-scope-orgid".into()))?,
             );
         }
         Ok(Pusher {

@@ -85,7 +85,7 @@ impl Sources {
                     healthy: result.is_ok(),
                     checked: true,
                     checked_unix: unix_now(),
-                    error: result.err(),
+                    error: result.err().map(|e| e.to_string()),
                 };
                 self.metrics
                     .remote_write
@@ -107,27 +107,32 @@ impl Sources {
         (0..self.urls.len()).filter(|&i| h[i].healthy).collect()
     }
 
-    async fn check(&self, i: usize) -> Result<(), String> {
+    async fn check(&self, i: usize) -> Result<(), SourceError> {
         let url = format!("{}/-/healthy", self.urls[i]);
         let res = tokio::time::timeout(HEALTH_TIMEOUT, self.get(&url))
             .await
-            .map_err(|_| format!("no answer within {HEALTH_TIMEOUT:?}"))??;
+            .map_err(|_| SourceError::Timeout(HEALTH_TIMEOUT))??;
         if res.status() == StatusCode::OK {
             Ok(())
         } else {
-            Err(format!("/-/healthy answered {}", res.status().as_u16()))
+            Err(SourceError::Unhealthy(res.status().as_u16()))
         }
     }
 
-    async fn get(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>, String> {
-        let uri = url.parse::<Uri>().map_err(|e| e.to_string())?;
+    async fn get(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>, SourceError> {
+        let uri = url
+            .parse::<Uri>()
+            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
         let mut req = Request::get(uri)
             .body(Empty::<Bytes>::new())
             .expect("a parsed URI makes a request");
         if let Some(a) = &self.auth {
             req.headers_mut().insert(AUTHORIZATION, a.clone());
         }
-        self.client.request(req).await.map_err(|e| root_cause(&e))
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| SourceError::Unreachable(root_cause(&e)))
     }
 
     /// An instant query; the result must be a vector.
@@ -136,7 +141,7 @@ impl Sources {
         i: usize,
         selector: &str,
         timeout: Duration,
-    ) -> Result<Vec<Sampled>, String> {
+    ) -> Result<Vec<Sampled>, SourceError> {
         let url = format!(
             "{}/api/v1/query?query={}",
             self.urls[i],
@@ -148,13 +153,13 @@ impl Sources {
             let body = Limited::new(res.into_body(), MAX_QUERY_BYTES)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the answer: {e}"))?
+                .map_err(|e| SourceError::Body(e.to_string()))?
                 .to_bytes();
             parse_query(status, &body)
         };
         tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|_| SourceError::Timeout(timeout))?
     }
 
     /// For /debug/targets: every source and its last health answer.
@@ -199,26 +204,44 @@ struct VectorSample {
     value: (f64, String),
 }
 
-fn parse_query(status: StatusCode, body: &[u8]) -> Result<Vec<Sampled>, String> {
-    let answer: QueryAnswer = serde_json::from_slice(body).map_err(|_| {
-        format!(
-            "answer {} is not a Prometheus API response",
-            status.as_u16()
-        )
-    })?;
+/// Why a source gave no samples (or failed its health check).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("/-/healthy answered {0}")]
+    Unhealthy(u16),
+    #[error("reading the answer: {0}")]
+    Body(String),
+    #[error("answer {0} is not a Prometheus API response")]
+    NotApi(u16),
+    #[error("query failed ({status}): {error}")]
+    QueryFailed { status: u16, error: String },
+    #[error("answer has no data")]
+    NoData,
+    #[error("expected a vector, got {0}")]
+    NotVector(String),
+    #[error("malformed vector: {0}")]
+    Malformed(String),
+}
+
+fn parse_query(status: StatusCode, body: &[u8]) -> Result<Vec<Sampled>, SourceError> {
+    let answer: QueryAnswer =
+        serde_json::from_slice(body).map_err(|_| SourceError::NotApi(status.as_u16()))?;
     if answer.status != "success" {
-        return Err(format!(
-            "query failed ({}): {}",
-            status.as_u16(),
-            answer.error.unwrap_or_default()
-        ));
+        return Err(SourceError::QueryFailed {
+            status: status.as_u16(),
+            error: answer.error.unwrap_or_default(),
+        });
     }
-    let data = answer.data.ok_or("answer has no data")?;
+    let data = answer.data.ok_or(SourceError::NoData)?;
     if data.result_type != "vector" {
-        return Err(format!("expected a vector, got {}", data.result_type));
+        return Err(SourceError::NotVector(data.result_type));
     }
     let samples: Vec<VectorSample> =
-        serde_json::from_value(data.result).map_err(|e| format!("malformed vector: {e}"))?;
+        serde_json::from_value(data.result).map_err(|e| SourceError::Malformed(e.to_string()))?;
     samples
         .into_iter()
         .map(|s| {
@@ -226,7 +249,7 @@ fn parse_query(status: StatusCode, body: &[u8]) -> Result<Vec<Sampled>, String> 
                 .value
                 .1
                 .parse::<f64>()
-                .map_err(|_| format!("malformed sample value {:?}", s.value.1))?;
+                .map_err(|_| SourceError::Malformed(format!("sample value {:?}", s.value.1)))?;
             Ok(Sampled {
                 labels: s.metric,
                 value,
@@ -261,14 +284,24 @@ mod tests {
             br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
         )
         .unwrap_err();
-        assert!(e.contains("parse error") && e.contains("400"), "{e}");
+        assert_eq!(
+            e,
+            SourceError::QueryFailed {
+                status: 400,
+                error: "parse error".into()
+            }
+        );
+        assert_eq!(e.to_string(), "query failed (400): parse error");
         let e = parse_query(
             StatusCode::OK,
             br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#,
         )
         .unwrap_err();
-        assert!(e.contains("scalar"), "{e}");
-        assert!(parse_query(StatusCode::BAD_GATEWAY, b"<html>").is_err());
+        assert_eq!(e, SourceError::NotVector("scalar".into()));
+        assert_eq!(
+            parse_query(StatusCode::BAD_GATEWAY, b"<html>").err(),
+            Some(SourceError::NotApi(502))
+        );
     }
 
     #[test]

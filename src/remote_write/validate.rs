@@ -178,7 +178,7 @@ fn load_manifests(
         let docs = match read_documents::<serde_yaml_ng::Value>(&file) {
             Ok(d) => d,
             Err(problem) => {
-                rw.manifest_problems.push(problem);
+                rw.manifest_problems.push(problem.to_string());
                 continue;
             }
         };
@@ -600,6 +600,15 @@ fn delivery(
     Some(delivery)
 }
 
+/// Why a grafana_cloud target has nowhere to push.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GrafanaCloudError {
+    #[error("no tenant named {0:?}")]
+    NoTenant(String),
+    #[error("tenant {0} has no prometheus upstream configured")]
+    NoPrometheus(String),
+}
+
 /// The prometheus upstream a grafana_cloud target pushes to: the named
 /// tenant's (which must exist), else the job's tenant when one is
 /// configured with that name, else the top level.
@@ -607,12 +616,12 @@ fn grafana_cloud_upstream<'a>(
     explicit: Option<&str>,
     job_tenant: &str,
     ctx: &'a Context,
-) -> Result<&'a Upstream, String> {
+) -> Result<&'a Upstream, GrafanaCloudError> {
     let (name, ups) = match explicit {
         Some(DEFAULT_TENANT) => (DEFAULT_TENANT, ctx.upstreams),
         Some(t) => match ctx.tenants.get(t) {
             Some(tenant) => (t, &tenant.upstreams),
-            None => return Err(format!("no tenant named {t:?}")),
+            None => return Err(GrafanaCloudError::NoTenant(t.to_string())),
         },
         None => match ctx.tenants.get(job_tenant) {
             Some(tenant) => (job_tenant, &tenant.upstreams),
@@ -620,7 +629,7 @@ fn grafana_cloud_upstream<'a>(
         },
     };
     ups.get("prometheus")
-        .ok_or_else(|| format!("tenant {name} has no prometheus upstream configured"))
+        .ok_or_else(|| GrafanaCloudError::NoPrometheus(name.to_string()))
 }
 
 fn password(

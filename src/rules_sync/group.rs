@@ -82,6 +82,11 @@ impl Group {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromDuration(pub u64);
 
+/// The text is not a Prometheus duration (or one too long to hold).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a Prometheus duration like \"30s\", \"5m\" or \"1h30m\"")]
+pub struct DurationError(pub String);
+
 const UNITS: &[(&str, u64)] = &[
     ("y", 365 * 24 * 3_600_000),
     ("w", 7 * 24 * 3_600_000),
@@ -95,9 +100,8 @@ const UNITS: &[(&str, u64)] = &[
 impl PromDuration {
     /// Prometheus' syntax: `0`, or units y w d h m s ms in that order, each
     /// at most once (`1h30m`, `90s`, `2w`).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{s:?} is not a Prometheus duration like \"30s\", \"5m\" or \"1h30m\"");
+    pub fn parse(s: &str) -> Result<Self, DurationError> {
+        let bad = || DurationError(s.to_string());
         if s == "0" {
             return Ok(PromDuration(0));
         }
@@ -185,7 +189,7 @@ pub fn check_group(raw: &RawGroup, at: &str, problems: &mut Vec<String>) -> Opti
     let mut duration = |field: &str, v: &Option<String>| {
         v.as_deref().and_then(|s| {
             PromDuration::parse(s)
-                .map_err(|e| add(field.to_string(), e))
+                .map_err(|e| add(field.to_string(), e.to_string()))
                 .ok()
         })
     };
@@ -229,8 +233,11 @@ fn check_rule(raw: &RawRule, at: &str, problems: &mut Vec<String>) -> Option<Rul
         add("expr", format!("invalid PromQL: {}", e.trim()));
     }
     let mut duration = |field: &str, v: &Option<String>| {
-        v.as_deref()
-            .and_then(|s| PromDuration::parse(s).map_err(|e| add(field, e)).ok())
+        v.as_deref().and_then(|s| {
+            PromDuration::parse(s)
+                .map_err(|e| add(field, e.to_string()))
+                .ok()
+        })
     };
     let for_ = duration("for", &raw.for_);
     let keep_firing_for = duration("keep_firing_for", &raw.keep_firing_for);

@@ -194,7 +194,7 @@ fn load_file(
     let docs = match read_documents::<RawRuleDoc>(path) {
         Ok(d) => d,
         Err(problem) => {
-            rs.problems.push(problem);
+            rs.problems.push(problem.to_string());
             rs.hold_deletes.get_or_insert(path.display().to_string());
             return;
         }

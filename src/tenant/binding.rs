@@ -7,6 +7,24 @@ use std::collections::BTreeMap;
 
 use crate::config::{Tenant, DEFAULT_TENANT};
 
+/// Why a resource may not act for the tenant it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("names tenant {named:?}, but no tenant lists namespace {namespace} in its namespaces: resources there act for the default tenant only")]
+    Unlisted { named: String, namespace: String },
+    #[error("names tenant {named:?}, but namespace {namespace} may act only for {}", allowed.join(", "))]
+    NotAllowed {
+        named: String,
+        namespace: String,
+        allowed: Vec<String>,
+    },
+    #[error("namespace {namespace} is listed by tenants {}: name one of them", listing.join(", "))]
+    Ambiguous {
+        namespace: String,
+        listing: Vec<String>,
+    },
+}
+
 /// The tenant a resource in `namespace` acts for, given the tenant it names
 /// (if any): the one tenant that lists the namespace; when several do, the
 /// one named, which must be among them; when none does, the default tenant
@@ -16,7 +34,7 @@ pub fn acting_tenant(
     namespace: &str,
     named: Option<&str>,
     tenants: &BTreeMap<String, Tenant>,
-) -> Result<String, String> {
+) -> Result<String, BindingError> {
     let listing: Vec<&str> = tenants
         .values()
         .filter(|t| t.namespaces.iter().any(|n| n == namespace))
@@ -25,19 +43,21 @@ pub fn acting_tenant(
     match (listing.as_slice(), named) {
         ([], None) => Ok(DEFAULT_TENANT.to_string()),
         ([], Some(DEFAULT_TENANT)) => Ok(DEFAULT_TENANT.to_string()),
-        ([], Some(t)) => Err(format!(
-            "names tenant {t:?}, but no tenant lists namespace {namespace} in its namespaces: resources there act for the default tenant only"
-        )),
+        ([], Some(t)) => Err(BindingError::Unlisted {
+            named: t.to_string(),
+            namespace: namespace.to_string(),
+        }),
         ([only], None) => Ok(only.to_string()),
         (_, Some(t)) if listing.contains(&t) => Ok(t.to_string()),
-        (_, Some(t)) => Err(format!(
-            "names tenant {t:?}, but namespace {namespace} may act only for {}",
-            listing.join(", ")
-        )),
-        (_, None) => Err(format!(
-            "namespace {namespace} is listed by tenants {}: name one of them",
-            listing.join(", ")
-        )),
+        (_, Some(t)) => Err(BindingError::NotAllowed {
+            named: t.to_string(),
+            namespace: namespace.to_string(),
+            allowed: listing.iter().map(|s| s.to_string()).collect(),
+        }),
+        (_, None) => Err(BindingError::Ambiguous {
+            namespace: namespace.to_string(),
+            listing: listing.iter().map(|s| s.to_string()).collect(),
+        }),
     }
 }
 
@@ -75,6 +95,7 @@ mod tests {
         assert_eq!(ok("team-a", Some("stage")).unwrap(), "stage");
         assert!(ok("team-a", Some("prod"))
             .unwrap_err()
+            .to_string()
             .contains("only for stage"));
         assert!(ok("team-a", Some("default")).is_err());
         assert!(ok("team-a", Some("other")).is_err());
@@ -82,7 +103,13 @@ mod tests {
         assert_eq!(ok("shared", Some("prod")).unwrap(), "prod");
         assert_eq!(ok("shared", Some("stage")).unwrap(), "stage");
         assert!(ok("shared", Some("other")).is_err());
-        assert!(ok("shared", None).unwrap_err().contains("name one"));
+        assert_eq!(
+            ok("shared", None).unwrap_err(),
+            BindingError::Ambiguous {
+                namespace: "shared".into(),
+                listing: vec!["prod".into(), "stage".into()]
+            }
+        );
         // Listed by none: the default tenant only.
         assert_eq!(ok("team-z", None).unwrap(), "default");
         assert_eq!(ok("team-z", Some("default")).unwrap(), "default");

@@ -6,7 +6,7 @@ mod credentials;
 mod limits;
 mod resolve;
 
-pub use binding::acting_tenant;
+pub use binding::{acting_tenant, BindingError};
 pub use credentials::{presented_token_hash, token_hash};
 pub use limits::{acquire, ClientRate, InFlight, InFlightGuard, RateLimiter};
 pub use resolve::{AuthError, ClientEntry, Resolver};
