@@ -1,5 +1,5 @@
 //! Release builds of the binary on x86_64 Linux lay out their code in the
-//! order of `benches/load/link-order.txt`: the functions a running proxy
+//! order of `link-order.txt`: the functions a running proxy
 //! executes (start-up, the request path, /metrics), hottest first, written
 //! by `benches/load/link-order.sh` from a callgrind run. Code the proxy
 //! runs then sits on a few contiguous pages instead of being spread over
@@ -7,8 +7,10 @@
 //! so scattered functions made most of `.text` resident), and the request
 //! path shares fewer cache lines and TLB entries with code that never runs.
 //!
-//! A name the file lists that a build no longer has is skipped: a stale
-//! file costs layout, never correctness. The layout needs lld, Rust's
+//! The file sits beside this script because it is a build input (the
+//! Dockerfile copies it with the sources). A name it lists that a build no
+//! longer has is skipped, and a missing file means the default layout: a
+//! stale or absent file costs layout, never a failed build. The layout needs lld, Rust's
 //! default linker on x86_64 Linux since 1.90: it is used only with such a
 //! toolchain and no linker of the builder's own choosing (RUSTFLAGS or
 //! CARGO_TARGET_*_LINKER); `LGTM_LINK_ORDER=off` turns it off.
@@ -18,7 +20,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let order = Path::new("benches/load/link-order.txt");
+    let order = Path::new("link-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=LGTM_LINK_ORDER");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");

@@ -9,8 +9,8 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wait_http URL: poll (http or https, any certificate) until it answers.
 wait_http() { for _ in $(seq 1 300); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
-# layout_found BINARY: how many of benches/load/link-order.txt's names BINARY has.
-layout_found() { nm "$1" | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' benches/load/link-order.txt - | sort -u | wc -l; }
+# layout_found BINARY: how many of link-order.txt's names BINARY has.
+layout_found() { nm "$1" | awk 'NR==FNR{want[$1]; next} $3 in want {print $3}' link-order.txt - | sort -u | wc -l; }
 # The upstream identity and test token every bench proxy injects (not a
 # real secret).
 USER_ID=2668285; TOKEN=glc_bench_token

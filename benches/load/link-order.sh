@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes benches/load/link-order.txt, the code layout release builds link
+# Writes link-order.txt, the code layout release builds link
 # with (see build.rs): every function a running proxy executes, as
 # callgrind saw them in one run of the binary from its start, in two parts,
 # each hottest first: start-up, /health, /ready, /metrics, W1-shaped GETs
@@ -93,7 +93,7 @@ for path in phases:
 print("\n".join(names))
 PY
 [ -s "$work/link-order.txt" ] || { echo "callgrind saw no function of $bin" >&2; exit 1; }
-mv "$work/link-order.txt" benches/load/link-order.txt
-listed=$(wc -l < benches/load/link-order.txt)
+mv "$work/link-order.txt" link-order.txt
+listed=$(wc -l < link-order.txt)
 have=$(layout_found "$bin")
-echo "benches/load/link-order.txt: $listed functions, $have of them in $bin"
+echo "link-order.txt: $listed functions, $have of them in $bin"

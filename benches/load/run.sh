@@ -191,8 +191,8 @@ each_peer measure_tls
 out=${LGTM_BENCH_OUT:-"benches/results/$(date +%F)${LGTM_BASE_BIN:+-ab}.md"}
 # How much of the code layout (build.rs) this build still follows.
 listed=0; laid=0
-if [ -s benches/load/link-order.txt ] && command -v nm >/dev/null; then
-  listed=$(wc -l < benches/load/link-order.txt)
+if [ -s link-order.txt ] && command -v nm >/dev/null; then
+  listed=$(wc -l < link-order.txt)
   laid=$(layout_found target/release/lgtm-proxy)
 fi
 {
@@ -200,7 +200,7 @@ fi
   echo
   echo "Command: \`${LGTM_BASE_BIN:+LGTM_BASE_BIN=$LGTM_BASE_BIN }benches/load/run.sh$( [ $quick = 1 ] && echo ' --quick')\` on $(nproc) cores; each proxy pinned to core 0 with one worker, wrk/curl and the upstream on core 1."
   echo
-  echo "Code layout: $laid of the $listed functions in benches/load/link-order.txt are in this lgtm-proxy build (benches/load/link-order.sh rewrites the file)."
+  echo "Code layout: $laid of the $listed functions in link-order.txt are in this lgtm-proxy build (benches/load/link-order.sh rewrites the file)."
   echo
   echo "| peer | W1 req/s | W1 p50 | W1 p99 | W1 CPU µs/req | W2 req/s | W2 p50 | W2 p99 | W2 CPU µs/req | W3 up MB/s | W4 down MB/s | peak/idle RSS KiB | W1 CPU vs nginx | W2 CPU vs nginx |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
