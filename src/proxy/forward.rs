@@ -176,7 +176,7 @@ pub async fn forward(
                     upstream: target.name.clone(),
                     max,
                 },
-                e => classify(e.is_connect(), e.as_error(), &target),
+                e => send_failure(e.is_connect(), e.as_error(), &target),
             },
         }),
         Err(_) => Err(ProxyError::Timeout {
@@ -294,7 +294,7 @@ pub fn root_cause(err: &(dyn StdError + 'static)) -> String {
 /// Map a client error to the contract's kinds by walking its sources,
 /// including errors wrapped inside `io::Error`s (hyper-rustls nests the
 /// rustls error two `io::Error`s deep).
-fn classify(connect: bool, err: &(dyn StdError + 'static), target: &Target) -> ProxyError {
+fn send_failure(connect: bool, err: &(dyn StdError + 'static), target: &Target) -> ProxyError {
     let mut kind = if connect {
         UpstreamErrorKind::Connect
     } else {

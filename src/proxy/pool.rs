@@ -269,7 +269,7 @@ where
                     req.headers_mut().insert(HOST, self.host.clone());
                     match tx.try_send_request(req).await {
                         Ok(res) => return Ok((res, self.lend(tx))),
-                        Err(e) => Attempt::from(e),
+                        Err(e) => TryFailure::from(e),
                     }
                 }
                 Conn::H2(mut tx, stream) => {
@@ -282,8 +282,8 @@ where
                     match tx.try_send_request(req).await {
                         Ok(res) => return Ok((res, Lent(Holds::H2(stream)))),
                         Err(e) => {
-                            let failed = Attempt::from(e);
-                            if matches!(failed, Attempt::Unsent(..)) {
+                            let failed = TryFailure::from(e);
+                            if matches!(failed, TryFailure::Unsent(..)) {
                                 self.forget_h2(&stream);
                             }
                             failed
@@ -294,8 +294,10 @@ where
             match failed {
                 // Never written: closed while idle, or not ready. A new
                 // connection that refuses it has failed.
-                Attempt::Unsent(unsent, _) if !fresh => req = unsent,
-                Attempt::Unsent(_, e) | Attempt::Failed(e) => return Err(SendError::Request(e)),
+                TryFailure::Unsent(unsent, _) if !fresh => req = unsent,
+                TryFailure::Unsent(_, e) | TryFailure::Failed(e) => {
+                    return Err(SendError::Request(e))
+                }
             }
         }
     }
@@ -507,18 +509,18 @@ fn shared_h2<B>(held: &mut Held<B>, limit: usize) -> Option<(http2::SendRequest<
 // The request rides in the error so it can go on another connection
 // without a copy; boxing it would allocate on the retry path for nothing.
 #[allow(clippy::large_enum_variant)]
-enum Attempt<B> {
+enum TryFailure<B> {
     /// The connection never wrote the request: it can go on another.
     Unsent(Request<B>, hyper::Error),
     /// It was written (or partly): never resent.
     Failed(hyper::Error),
 }
 
-impl<B> From<hyper::client::conn::TrySendError<Request<B>>> for Attempt<B> {
+impl<B> From<hyper::client::conn::TrySendError<Request<B>>> for TryFailure<B> {
     fn from(mut e: hyper::client::conn::TrySendError<Request<B>>) -> Self {
         match e.take_message() {
-            Some(unsent) => Attempt::Unsent(unsent, e.into_error()),
-            None => Attempt::Failed(e.into_error()),
+            Some(unsent) => TryFailure::Unsent(unsent, e.into_error()),
+            None => TryFailure::Failed(e.into_error()),
         }
     }
 }

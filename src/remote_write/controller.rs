@@ -13,7 +13,7 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use tokio::task::AbortHandle;
 
-use super::deliver::{backoff, Attempt, Pusher, Queue, QUEUE_CAP};
+use super::deliver::{backoff, DeliveryOutcome, Pusher, Queue, QUEUE_CAP};
 use super::series::{enrich, export_grouping_labels, Merged, Series};
 use super::source::Sources;
 use super::spec::{BasicAuth, Job, RemoteWrite};
@@ -367,12 +367,12 @@ async fn deliver(
                 .with_label_values(&[&job.tenant, kind, &attempt.status_label()])
                 .inc();
             match attempt {
-                Attempt::Delivered(_) => {
+                DeliveryOutcome::Delivered(_) => {
                     failures = 0;
                     sent_any = true;
                     break;
                 }
-                Attempt::Refused(status, text) => {
+                DeliveryOutcome::Refused(status, text) => {
                     rw.dropped
                         .with_label_values(&[&job.tenant, kind, "rejected"])
                         .inc_by(batch.len() as u64);
@@ -385,7 +385,7 @@ async fn deliver(
                     set_error(shared, e);
                     break;
                 }
-                Attempt::Retry {
+                DeliveryOutcome::Retry {
                     status,
                     after,
                     error,

@@ -86,9 +86,9 @@ impl Queue {
     }
 }
 
-/// What one attempt came to.
+/// What one delivery attempt came to.
 #[derive(Debug, PartialEq)]
-pub enum Attempt {
+pub enum DeliveryOutcome {
     Delivered(StatusCode),
     /// Network error, timeout, 5xx or 429: try again (after `after`, when
     /// the target said).
@@ -101,15 +101,17 @@ pub enum Attempt {
     Refused(StatusCode, String),
 }
 
-impl Attempt {
+impl DeliveryOutcome {
     /// The `status` label: the code, or `error` when no response came.
     pub fn status_label(&self) -> String {
         match self {
-            Attempt::Delivered(s) | Attempt::Refused(s, _) => s.as_u16().to_string(),
-            Attempt::Retry {
+            DeliveryOutcome::Delivered(s) | DeliveryOutcome::Refused(s, _) => {
+                s.as_u16().to_string()
+            }
+            DeliveryOutcome::Retry {
                 status: Some(s), ..
             } => s.as_u16().to_string(),
-            Attempt::Retry { status: None, .. } => "error".to_string(),
+            DeliveryOutcome::Retry { status: None, .. } => "error".to_string(),
         }
     }
 }
@@ -184,7 +186,7 @@ impl Pusher {
         }
     }
 
-    pub async fn send(&self, body: Bytes) -> Attempt {
+    pub async fn send(&self, body: Bytes) -> DeliveryOutcome {
         let mut req = Request::builder()
             .method(self.method.clone())
             .uri(self.uri.clone())
@@ -209,27 +211,27 @@ impl Pusher {
             Ok::<_, String>((status, retry_after, text))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Attempt::Retry {
+            Err(_) => DeliveryOutcome::Retry {
                 status: None,
                 after: None,
                 error: format!("no answer within {:?}", self.timeout),
             },
-            Ok(Err(error)) => Attempt::Retry {
+            Ok(Err(error)) => DeliveryOutcome::Retry {
                 status: None,
                 after: None,
                 error,
             },
-            Ok(Ok((status, _, _))) if status.is_success() => Attempt::Delivered(status),
+            Ok(Ok((status, _, _))) if status.is_success() => DeliveryOutcome::Delivered(status),
             Ok(Ok((status, after, text)))
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
             {
-                Attempt::Retry {
+                DeliveryOutcome::Retry {
                     status: Some(status),
                     after,
                     error: text,
                 }
             }
-            Ok(Ok((status, _, text))) => Attempt::Refused(status, text),
+            Ok(Ok((status, _, text))) => DeliveryOutcome::Refused(status, text),
         }
     }
 }
@@ -325,10 +327,10 @@ mod tests {
     #[test]
     fn status_labels() {
         assert_eq!(
-            Attempt::Delivered(StatusCode::NO_CONTENT).status_label(),
+            DeliveryOutcome::Delivered(StatusCode::NO_CONTENT).status_label(),
             "204"
         );
-        let r = Attempt::Retry {
+        let r = DeliveryOutcome::Retry {
             status: None,
             after: None,
             error: String::new(),
