@@ -325,7 +325,8 @@ impl App {
             let mut res = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 Bytes::from_static(br#"{"error":"method not allowed","status":405}"#),
-            );
+            )
+            .map(Body::Left);
             res.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Some(res);
@@ -335,18 +336,19 @@ impl App {
             "/ready" => self.ready(req, state),
             DEBUG_COLLECTED | DEBUG_TARGETS => {
                 if let Err(e) = debug_access(req, state, peer_cn) {
-                    return Some(e.to_response(None));
+                    return Some(e.to_response(None).map(Body::Left));
                 }
                 let body = if path == DEBUG_COLLECTED {
                     self.jobs.collected_json()
                 } else {
                     self.jobs.targets_json()
                 };
-                json_response(StatusCode::OK, Bytes::from(body.to_string()))
+                json_response(StatusCode::OK, Bytes::from(body.to_string())).map(Body::Left)
             }
             _ => {
                 state.export_credentials_age(&self.metrics);
-                let mut res = json_response(StatusCode::OK, Bytes::from(self.metrics.render()));
+                let mut res = json_response(StatusCode::OK, Bytes::from(self.metrics.render()))
+                    .map(Body::Left);
                 res.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -369,7 +371,7 @@ impl App {
         if let Some(rules) = self.rules.health_summary() {
             body["rules_sync"] = rules;
         }
-        json_response(StatusCode::OK, Bytes::from(body.to_string()))
+        json_response(StatusCode::OK, Bytes::from(body.to_string())).map(Body::Left)
     }
 
     /// /ready: 503 while draining. `?verbose` lists tenants and their
@@ -386,7 +388,8 @@ impl App {
                 .any(|kv| kv == "verbose" || kv.starts_with("verbose="))
         });
         if !verbose {
-            return json_response(status, Bytes::from(format!(r#"{{"status":"{word}"}}"#)));
+            return json_response(status, Bytes::from(format!(r#"{{"status":"{word}"}}"#)))
+                .map(Body::Left);
         }
         let tenants: serde_json::Map<String, serde_json::Value> = state
             .tenants
@@ -408,7 +411,7 @@ impl App {
             "require_client_auth": state.config.require_client_auth,
             "tenants": tenants,
         });
-        json_response(status, Bytes::from(body.to_string()))
+        json_response(status, Bytes::from(body.to_string())).map(Body::Left)
     }
 
     /// Answer a request that never reached an upstream; count and log it.
@@ -445,7 +448,7 @@ impl App {
             request_id = id.to_str().unwrap_or("-"),
             error = %err,
         );
-        err.to_response(Some(&id))
+        err.to_response(Some(&id)).map(Body::Left)
     }
 }
 

@@ -8,10 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 
 use crate::access::{AccessClass, AccessSet};
-use crate::proxy::Body;
 use crate::routes::PathError;
 use crate::tenant::AuthError;
 
@@ -120,9 +119,10 @@ impl ProxyError {
         }
     }
 
-    /// The JSON error response. Bodies carry names from config and the
-    /// request id, never a header value or a credential.
-    pub fn to_response(&self, request_id: Option<&HeaderValue>) -> Response<Body> {
+    /// The JSON error response (`.map(Body::Left)` makes it the proxy's
+    /// response type). Bodies carry names from config and the request id,
+    /// never a header value or a credential.
+    pub fn to_response(&self, request_id: Option<&HeaderValue>) -> Response<Full<Bytes>> {
         let mut body =
             serde_json::json!({ "error": self.to_string(), "status": self.status().as_u16() });
         let obj = body.as_object_mut().expect("json object");
@@ -230,8 +230,9 @@ fn access_list(a: AccessSet) -> String {
         .join(", ")
 }
 
-pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut res = Response::new(Either::Left(Full::new(body)));
+/// A JSON answer of the proxy's own.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -121,7 +121,8 @@ pub async fn forward(
         // validated, so this is unreachable in practice; answer, never panic.
         exchange.failed(400, None);
         return ProxyError::BadTarget(crate::routes::PathError::NotOriginForm)
-            .to_response(Some(&request_id));
+            .to_response(Some(&request_id))
+            .map(Body::Left);
     };
     parts.uri = uri;
     let body = Metered::new(
@@ -203,7 +204,7 @@ pub async fn forward(
                     request_id = request_id.to_str().unwrap_or("-"),
                     "upstream answered 101 to a request that asked for no upgrade"
                 );
-                err.to_response(Some(&request_id))
+                err.to_response(Some(&request_id)).map(Body::Left)
             }
         },
         Ok(res) => {
@@ -232,7 +233,7 @@ pub async fn forward(
                 cause = cause.as_deref().unwrap_or("-"),
                 "request failed"
             );
-            let mut res = err.to_response(Some(&request_id));
+            let mut res = err.to_response(Some(&request_id)).map(Body::Left);
             let unread = exchange.request_end() != BodyEnd::Complete;
             headers::close_if_body_unread(res.headers_mut(), inbound_version, unread);
             res
