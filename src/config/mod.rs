@@ -4,6 +4,8 @@
 
 mod env;
 mod files;
+mod model;
+mod parts;
 mod raw;
 mod render;
 mod secret;
@@ -11,210 +13,27 @@ mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
-use http::uri::{Authority, Scheme};
-
-use crate::access::{AccessClass, AccessSet};
 
 pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
 pub use files::{
     read_bounded, read_secret_file, read_small_file, FileError, MAX_SECRET_FILE_BYTES,
+};
+pub use model::{start_only_changes, Config, ConfigErrors, LogFormat, START_ONLY_KEYS};
+pub use parts::{
+    CaFile, Client, Credentials, Route, Tenant, Upstream, BUILTIN_ROUTES, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_UPGRADE_IDLE_TIMEOUT,
+    DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
 };
 pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::{config_warnings, render_effective};
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
 pub use validate::{parse_base_url, validate, BaseUrlError};
-
-/// Every problem found in a config, one line each, `key: what is wrong`.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct ConfigErrors(pub Vec<String>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-/// The keys a running proxy takes at start only: the sockets it listens
-/// on, its logging, and its shutdown timings (the runtime's
-/// `TOKIO_WORKER_THREADS` too, outside the config). Everything else follows
-/// a reload: routes, tenants, clients, secrets, TLS, `header_read_timeout`,
-/// `max_connections`, `max_in_flight` and the jobs.
-pub const START_ONLY_KEYS: [&str; 6] = [
-    "listen",
-    "admin_listen",
-    "log",
-    "log_format",
-    "shutdown_delay",
-    "shutdown_grace",
-];
-
-/// The start-only keys whose value differs between `running` and `next`:
-/// a reload cannot apply them, and says so.
-pub fn start_only_changes(running: &Config, next: &Config) -> Vec<&'static str> {
-    let changed = [
-        running.listen != next.listen,
-        running.admin_listen != next.admin_listen,
-        running.log != next.log,
-        running.log_format != next.log_format,
-        running.shutdown_delay != next.shutdown_delay,
-        running.shutdown_grace != next.shutdown_grace,
-    ];
-    START_ONLY_KEYS
-        .into_iter()
-        .zip(changed)
-        .filter_map(|(key, differs)| differs.then_some(key))
-        .collect()
-}
-
-/// The validated configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub shutdown_delay: Duration,
-    pub shutdown_grace: Duration,
-    /// Inbound: how long a client may take to send its request headers.
-    pub header_read_timeout: Duration,
-    /// The own endpoints' separate listener, when set.
-    pub admin_listen: Option<SocketAddr>,
-    /// `Via: 1.1 <via_name>` on every proxied request; a request that
-    /// carries it already is a loop (508).
-    pub via_name: String,
-    pub log: String,
-    pub log_format: LogFormat,
-    /// Configured upstreams (those with a URL), by name.
-    pub upstreams: BTreeMap<String, Upstream>,
-    /// Every route, built-in and from the file, including routes whose
-    /// upstream is not configured (they answer 404 naming it).
-    pub routes: Vec<Route>,
-    /// Named tenants (the top level is the tenant `default`).
-    pub tenants: BTreeMap<String, Tenant>,
-    pub require_client_auth: bool,
-    pub watch_interval: Duration,
-    /// The config file and every secret file it names: a change to any of
-    /// them triggers a reload.
-    pub watched_files: Vec<PathBuf>,
-    /// Inbound TLS (and mTLS), when configured.
-    pub tls: Option<ServerTls>,
-    pub max_connections: Option<usize>,
-    pub max_in_flight: Option<usize>,
-    /// Pull-then-push jobs (`[remote_write]` and MetricAccess manifests).
-    pub remote_write: Option<crate::remote_write::RemoteWrite>,
-    /// Rule files synced to each tenant's ruler (`[rules_sync]`).
-    pub rules_sync: Option<crate::rules_sync::RulesSync>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub name: String,
-    /// Effective upstreams: the tenant's overrides on top of the top level.
-    pub upstreams: BTreeMap<String, Upstream>,
-    pub clients: Vec<Client>,
-    pub client_tokens_file: Option<PathBuf>,
-    pub max_in_flight: Option<usize>,
-    /// Namespaces whose team-written resources may act for this tenant.
-    pub namespaces: Vec<String>,
-}
-
-/// A client credential that selects a tenant.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub name: String,
-    pub token: Option<Secret>,
-    pub token_file: Option<PathBuf>,
-    pub access: AccessSet,
-    pub rate: Option<f64>,
-    /// mTLS: a client certificate with this subject CN is this client.
-    pub cert_cn: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub name: String,
-    pub scheme: Scheme,
-    pub authority: Authority,
-    /// The URL's own path without a trailing `/` (`""` for none).
-    pub base_path: String,
-    /// `None` when `basic_auth = false`.
-    pub credentials: Option<Credentials>,
-    /// X-Scope-OrgID to send; `None` sends none.
-    pub tenant: Option<String>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// Extra trusted CA for this upstream, read and parsed at load time.
-    pub ca: Option<CaFile>,
-    /// Connections open to this upstream at most.
-    pub max_connections: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct CaFile {
-    pub path: PathBuf,
-    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub user: String,
-    pub token: Secret,
-}
-
-impl Upstream {
-    /// The base URL for display (never holds a secret: userinfo is rejected).
-    pub fn url(&self) -> String {
-        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub prefix: String,
-    pub upstream: String,
-    /// Replaces the matched prefix; `""` drops it.
-    pub rewrite: String,
-    /// Overrides the class decided from path and method.
-    pub class: Option<AccessClass>,
-    pub upgrade_idle_timeout: Duration,
-    pub max_body_bytes: Option<u64>,
-}
-
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:8085";
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_VIA_NAME: &str = "lgtm-proxy";
-pub const DEFAULT_UPSTREAM_MAX_CONNECTIONS: usize = 256;
-pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The name of the top-level configuration in logs and metrics.
-pub const DEFAULT_TENANT: &str = "default";
-
-/// The built-in routes: (prefix, upstream, rewrite).
-pub const BUILTIN_ROUTES: &[(&str, &str, &str)] = &[
-    ("/api/prom", "prometheus", "/api/prom"),
-    ("/prometheus", "prometheus", "/api/prom"),
-    ("/loki", "loki", "/loki"),
-    ("/tempo", "tempo", "/tempo"),
-    ("/otlp", "otlp", "/otlp"),
-    ("/alertmanager", "alertmanager", "/alertmanager"),
-    ("/api/v1/alerts", "alertmanager", "/api/v1/alerts"),
-    (
-        "/opentelemetry.proto.collector.trace.v1.TraceService",
-        "tempo_grpc",
-        "/opentelemetry.proto.collector.trace.v1.TraceService",
-    ),
-];
 
 /// Load from an optional TOML file and the process environment, then validate.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
