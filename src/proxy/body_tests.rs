@@ -28,7 +28,7 @@ fn metered(target: Arc<Target>, delay: Duration, chunks: &'static [&'static str]
         std::time::Instant::now(),
         0, // GET
         "loki".into(),
-        target,
+        target.meter.clone(),
         http::HeaderValue::from_static("id"),
         [None, None],
     );

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::Uri;
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -19,14 +19,13 @@ use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
 use super::body::Metered;
-use super::connect_deadline::ConnectDeadline;
+use super::connect_deadline::{ConnectDeadline, Connector};
 use super::egress::Egress;
 use super::pool::{Dialer, UpstreamPool};
 use crate::config::Upstream;
 
-/// How every https (and egress-proxied) connection is made: rustls over TCP
-/// or an egress tunnel, the whole set-up within `connect_timeout`.
-pub type Connector = ConnectDeadline<HttpsConnector<Egress>>;
+/// The pool of forwarded requests (their bodies are `Metered<Incoming>`).
+pub type ProxyPool = UpstreamPool<Metered<Incoming>>;
 
 /// An outbound client: rustls + egress proxy, pooled, for body type `B`.
 pub type OwnClient<B> = Client<Connector, B>;
@@ -71,7 +70,7 @@ pub struct Clients {
     /// to `http://`): `https://` upstreams, and `http://` upstreams that no
     /// egress proxy intercepts. `None` for a plain-HTTP upstream behind an
     /// egress proxy (absolute-form targets), where `auto` serves.
-    pub pool: Option<Arc<UpstreamPool>>,
+    pub pool: Option<Arc<ProxyPool>>,
 }
 
 pub struct ClientSet {
@@ -79,7 +78,7 @@ pub struct ClientSet {
     built: Vec<(TransportKey, Clients)>,
     /// One pool per transport need, scheme and authority, kept across
     /// reloads.
-    pools: Vec<(TransportKey, Scheme, Authority, Arc<UpstreamPool>)>,
+    pools: Vec<(TransportKey, Scheme, Authority, Arc<ProxyPool>)>,
 }
 
 impl ClientSet {
@@ -116,7 +115,7 @@ impl ClientSet {
         clients
     }
 
-    fn pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<UpstreamPool>> {
+    fn pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<ProxyPool>> {
         if up.scheme == Scheme::HTTP {
             let dst = Uri::builder()
                 .scheme(Scheme::HTTP)
@@ -147,7 +146,7 @@ impl ClientSet {
                 Protocol::Auto,
             ))
         };
-        let pool = Arc::new(UpstreamPool::new(
+        let pool = Arc::new(ProxyPool::new(
             dialer,
             up.scheme.clone(),
             &up.authority,

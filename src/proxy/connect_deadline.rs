@@ -16,6 +16,10 @@ use tower::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How every https (and egress-proxied) connection is made: rustls over TCP
+/// or an egress tunnel, the whole set-up within `connect_timeout`.
+pub type Connector = ConnectDeadline<hyper_rustls::HttpsConnector<super::egress::Egress>>;
+
 /// A connector whose every connect fails with `io::ErrorKind::TimedOut`
 /// (what the error mapping reads as `connect_timeout`) once `limit` has
 /// passed.

@@ -9,9 +9,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::HeaderValue;
+use hyper::body::Incoming;
 
+use super::body::Metered;
+use super::meter::TargetMeter;
 use super::pool::Lent;
-use super::target::Target;
 use crate::error::UpstreamErrorKind;
 use crate::telemetry::metrics::METHOD_LABELS;
 use crate::tenant::InFlightGuard;
@@ -55,7 +57,7 @@ pub struct Exchange {
     /// A `method_index`.
     method: usize,
     route: Arc<str>,
-    target: Arc<Target>,
+    meter: Arc<TargetMeter>,
     request_id: HeaderValue,
     status: AtomicU16,
     bytes_in: AtomicU64,
@@ -69,7 +71,7 @@ pub struct Exchange {
     /// What this exchange holds of its pooled upstream connection: an
     /// HTTP/1.1 connection, given back when it ends with both bodies
     /// complete, or a stream on a shared h2 one, let go when it ends.
-    connection: OnceLock<Lent>,
+    connection: OnceLock<Lent<Metered<Incoming>>>,
 }
 
 impl Exchange {
@@ -77,16 +79,16 @@ impl Exchange {
         start: Instant,
         method: usize,
         route: Arc<str>,
-        target: Arc<Target>,
+        meter: Arc<TargetMeter>,
         request_id: HeaderValue,
         slots: [Option<InFlightGuard>; 2],
     ) -> Arc<Self> {
-        target.metrics.in_flight.inc();
+        meter.metrics.in_flight.inc();
         Arc::new(Exchange {
             start,
             method,
             route,
-            target,
+            meter,
             request_id,
             status: AtomicU16::new(0),
             bytes_in: AtomicU64::new(0),
@@ -100,7 +102,7 @@ impl Exchange {
     }
 
     /// The pooled connection the response came on (set once).
-    pub fn ran_on(&self, connection: Lent) {
+    pub fn ran_on(&self, connection: Lent<Metered<Incoming>>) {
         let _ = self.connection.set(connection);
     }
 
@@ -112,7 +114,7 @@ impl Exchange {
     }
 
     pub fn metrics(&self) -> &crate::telemetry::Metrics {
-        &self.target.metrics
+        &self.meter.metrics
     }
 
     pub fn set_status(&self, status: u16) {
@@ -172,10 +174,10 @@ impl Exchange {
     }
 
     fn count_upstream_error(&self, kind: UpstreamErrorKind) {
-        self.target
+        self.meter
             .metrics
             .upstream_errors
-            .with_label_values(&[&self.target.name, kind.as_str()])
+            .with_label_values(&[&self.meter.name, kind.as_str()])
             .inc();
     }
 
@@ -203,7 +205,7 @@ impl Drop for Exchange {
                 connection.give_back();
             }
         }
-        let t = &self.target;
+        let t = &self.meter;
         let m = &t.metrics;
         let status = self.status.load(Relaxed);
         let code = http::StatusCode::from_u16(status).ok();

@@ -18,9 +18,10 @@ use hyper::body::Incoming;
 
 use super::body::{Body, Metered};
 use super::client::HttpClient;
+use super::client::ProxyPool;
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers::{self, X_REQUEST_ID};
-use super::pool::{SendError, UpstreamPool};
+use super::pool::SendError;
 use super::request_id::RequestIds;
 use super::target::Target;
 use super::upgrade;
@@ -80,7 +81,7 @@ pub async fn forward(
         start,
         method_index(&parts.method),
         route,
-        target.clone(),
+        target.meter.clone(),
         request_id.clone(),
         slots,
     );
@@ -245,7 +246,7 @@ pub async fn forward(
 #[derive(Clone, Copy)]
 enum Via<'a> {
     Client(&'a HttpClient),
-    Pool(&'a Arc<UpstreamPool>),
+    Pool(&'a Arc<ProxyPool>),
 }
 
 /// A failed send, from either path.

@@ -8,6 +8,7 @@ mod egress;
 mod exchange;
 mod forward;
 pub mod headers;
+mod meter;
 pub mod own_api;
 mod pool;
 mod request_id;

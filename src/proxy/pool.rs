@@ -34,8 +34,7 @@ use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::ServiceExt as _;
 
-use super::body::Metered;
-use super::client::Connector;
+use super::connect_deadline::Connector;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,8 +57,9 @@ pub enum Dialer {
     Tls(Connector),
 }
 
-/// `B`: the request body type (every forwarded request has `Metered<Incoming>`).
-pub struct UpstreamPool<B = Metered<Incoming>> {
+/// `B`: the request body type (`client::ProxyPool`: forwarded requests'
+/// `Metered<Incoming>`).
+pub struct UpstreamPool<B> {
     dialer: Dialer,
     /// `scheme://authority/`, what the dialer resolves and dials.
     dial: Uri,
@@ -201,7 +201,7 @@ impl Drop for Stream {
 /// What one exchange holds of its connection until it is over (`Exchange`
 /// gives it back): an HTTP/1.1 connection lent whole, or a stream on a
 /// shared h2 one.
-pub struct Lent<B = Metered<Incoming>>(Holds<B>);
+pub struct Lent<B>(Holds<B>);
 
 enum Holds<B> {
     H1 {

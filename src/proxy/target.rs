@@ -2,7 +2,7 @@
 //! load: URI parts, the Authorization and X-Scope-OrgID values (marked
 //! sensitive), timeouts, its pooled client and its metric labels.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -10,16 +10,12 @@ use http::uri::{Authority, Scheme};
 use http::HeaderValue;
 
 use super::client::Clients;
+use super::meter::TargetMeter;
 use crate::config::{Secret, Upstream};
-use prometheus::{Histogram, IntCounter};
-
-use crate::telemetry::metrics::{METHODS, METHOD_LABELS};
 use crate::telemetry::Metrics;
 
 pub struct Target {
     pub name: Arc<str>,
-    /// `tenant` label of metrics and logs (`default` without tenants).
-    pub tenant_label: Arc<str>,
     pub scheme: Scheme,
     pub authority: Authority,
     pub base_path: Box<str>,
@@ -29,9 +25,8 @@ pub struct Target {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub clients: Clients,
-    pub metrics: Arc<Metrics>,
-    /// This target's labelled series, looked up once each and then kept.
-    series: TargetSeries,
+    /// Labels, registry and series handles its exchanges count into.
+    pub meter: Arc<TargetMeter>,
     /// Hash of `user:token`, to tell whether a reload changed it.
     pub credentials_id: Option<[u8; 32]>,
     /// When these credentials were first loaded (kept across reloads that
@@ -49,11 +44,11 @@ impl Target {
             crate::tenant::token_hash(&raw)
         });
         let (authorization, org_id) = identity_headers(up);
+        let name: Arc<str> = up.name.as_str().into();
         Target {
             credentials_id,
             credentials_since: SystemTime::now(),
-            name: up.name.as_str().into(),
-            tenant_label: tenant_label.into(),
+            name: name.clone(),
             scheme: up.scheme.clone(),
             authority: up.authority.clone(),
             base_path: up.base_path.as_str().into(),
@@ -63,72 +58,8 @@ impl Target {
             connect_timeout: up.connect_timeout,
             idle_timeout: up.idle_timeout,
             clients,
-            metrics,
-            series: TargetSeries::default(),
+            meter: Arc::new(TargetMeter::new(name, tenant_label, metrics)),
         }
-    }
-}
-
-/// Handles of a target's per-request series, resolved on first use (a
-/// series appears in /metrics only once it has a sample) and kept, so the
-/// request path does not hash the label values again on every request.
-#[derive(Default)]
-pub struct TargetSeries {
-    /// By `method_index`.
-    duration: [OnceLock<Histogram>; METHODS],
-    /// By `method_index` and `COMMON_STATUSES` index; other statuses are
-    /// looked up each time.
-    requests: [[OnceLock<IntCounter>; COMMON_STATUSES.len()]; METHODS],
-    request_bytes: OnceLock<IntCounter>,
-    response_bytes: OnceLock<IntCounter>,
-}
-
-/// The statuses a proxy answers most, with handles kept per method.
-const COMMON_STATUSES: [u16; 8] = [200, 204, 206, 304, 400, 404, 429, 502];
-
-impl Target {
-    /// Counts one answered request in `lgtm_proxy_requests_total`
-    /// (`method`: a `method_index`; `status_label`: `status` as text, or "0").
-    pub fn count_request(&self, method: usize, status: u16, status_label: &str) {
-        let lookup = || {
-            self.metrics.requests.with_label_values(&[
-                &self.name,
-                &self.tenant_label,
-                METHOD_LABELS[method],
-                status_label,
-            ])
-        };
-        match COMMON_STATUSES.iter().position(|s| *s == status) {
-            Some(i) => self.series.requests[method][i].get_or_init(lookup).inc(),
-            None => lookup().inc(),
-        }
-    }
-
-    /// `lgtm_proxy_request_duration_seconds` for a `method_index`.
-    pub fn duration_series(&self, method: usize) -> &Histogram {
-        self.series.duration[method].get_or_init(|| {
-            self.metrics.duration.with_label_values(&[
-                &self.name,
-                &self.tenant_label,
-                METHOD_LABELS[method],
-            ])
-        })
-    }
-
-    pub fn request_bytes_series(&self) -> &IntCounter {
-        self.series.request_bytes.get_or_init(|| {
-            self.metrics
-                .request_bytes
-                .with_label_values(&[&self.name, &self.tenant_label])
-        })
-    }
-
-    pub fn response_bytes_series(&self) -> &IntCounter {
-        self.series.response_bytes.get_or_init(|| {
-            self.metrics
-                .response_bytes
-                .with_label_values(&[&self.name, &self.tenant_label])
-        })
     }
 }
 
@@ -173,24 +104,5 @@ mod tests {
         assert_eq!(v.to_str().unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert!(v.is_sensitive());
         assert!(!format!("{v:?}").contains("QWxh"));
-    }
-
-    #[test]
-    fn kept_and_looked_up_request_series_count_the_same() {
-        let t = crate::proxy::headers::tests::target();
-        for _ in 0..3 {
-            t.count_request(0, 200, "200"); // GET, kept handle
-            t.count_request(0, 418, "418"); // GET, looked up
-        }
-        t.count_request(2, 200, "200"); // POST
-        let count = |method: &str, status: &str| {
-            t.metrics
-                .requests
-                .with_label_values(&[&t.name, &t.tenant_label, method, status])
-                .get()
-        };
-        assert_eq!(count("GET", "200"), 3);
-        assert_eq!(count("GET", "418"), 3);
-        assert_eq!(count("POST", "200"), 1);
     }
 }
