@@ -49,6 +49,9 @@ pub struct App {
     draining: AtomicBool,
     /// Clients live across reloads: unchanged transports keep their pools.
     clients: Mutex<ClientSet>,
+    /// The config the process started with: what the start-only keys
+    /// still run with, whatever reloads came since.
+    started_with: Arc<Config>,
     /// Remote-write jobs, reconciled with every config.
     jobs: Controller,
     /// The rules sync task, reconciled with every config.
@@ -65,6 +68,7 @@ impl App {
         let rules = Syncer::new(metrics.clone());
         rules.reconcile(config.rules_sync.as_ref());
         let state = Arc::new(State::build(config, &metrics, &mut clients, None));
+        let started_with = state.config.clone();
         metrics.config_last_success.set(unix_now());
         App {
             state: ArcSwap::new(state.clone()),
@@ -73,6 +77,7 @@ impl App {
             ids: RequestIds::new(),
             draining: AtomicBool::new(false),
             clients: Mutex::new(clients),
+            started_with,
             jobs,
             rules,
         }
@@ -82,7 +87,7 @@ impl App {
     pub fn swap(&self, config: Config) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
-        let start_only = crate::config::start_only_changes(&old.config, &config);
+        let start_only = crate::config::start_only_changes(&self.started_with, &config);
         if !start_only.is_empty() {
             tracing::warn!(
                 keys = %start_only.join(", "),
@@ -136,7 +141,7 @@ impl App {
     pub async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: &ClientAddr,
+        peer: &Arc<ClientAddr>,
         peer_cn: Option<&str>,
         seen: &Seen,
     ) -> Response<Body> {

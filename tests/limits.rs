@@ -287,11 +287,30 @@ async fn probes_answer_while_idle_sockets_hold_max_connections() {
     assert!(up.requests().is_empty());
 
     // The reserve held too (8 more idle sockets): the main port is full,
-    // the admin port is not.
-    let more: Vec<TcpStream> = (0..8)
-        .map(|_| TcpStream::connect(proxy.addr).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // the admin port is not. A probe connection above may still hold its
+    // reserve slot for a moment after its answer, so a socket the proxy
+    // refused (it reads a 503 at once) is replaced until 8 are held.
+    let mut more: Vec<TcpStream> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while more.len() < 8 {
+        assert!(Instant::now() < deadline, "the reserve never filled");
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            // No answer: admitted and waiting for its request.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                more.push(s)
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
     let status = ask(proxy.addr, "/health");
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();

@@ -219,3 +219,42 @@ async fn reloads_keep_in_flight_slots_and_rate_buckets() {
     let (s, _, _) = send(push(&proxy, RATED_TOKEN)).await;
     assert_eq!(s, 200, "a new rate starts with a full bucket");
 }
+
+/// A reload that changes a start-only key says so, naming the key, for as
+/// long as the file differs from what the process started with (compared
+/// with the start, not the last reload), and stops once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_only_change_is_named_on_every_reload_until_it_is_undone() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(&up.url(), dir.path(), START, "");
+    let (proxy, file) = ProxyProc::start_with_file(&base, &[]);
+    const WARNING: &str = "take effect at the next start only";
+    // The log arrives by its own pipe: wait for the count, in order.
+    let warnings_reach = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proxy.logs().matches(WARNING).count() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy.logs().matches(WARNING).count()
+    };
+    // Top-level keys go before the first table.
+    let changed = format!("shutdown_grace = \"7s\"\n{base}");
+    reload(&proxy, file.path(), &changed).await;
+    assert_eq!(warnings_reach(1), 1, "{}", proxy.logs());
+    assert!(proxy.logs().contains("shutdown_grace"));
+    // The same value again: still not what runs, still named.
+    reload(&proxy, file.path(), &format!("{changed}# again\n")).await;
+    assert_eq!(warnings_reach(2), 2, "{}", proxy.logs());
+    // Back to the start value: nothing to name (the caps still moved).
+    // A last change after it proves, by the count, that none came between.
+    let back = config(&up.url(), dir.path(), Caps { tenant: 4, ..START }, "");
+    reload(&proxy, file.path(), &back).await;
+    reload(&proxy, file.path(), &format!("log = \"debug\"\n{back}")).await;
+    assert_eq!(warnings_reach(3), 3, "{}", proxy.logs());
+    assert!(
+        proxy.logs().contains("\"keys\":\"log\""),
+        "{}",
+        proxy.logs()
+    );
+}

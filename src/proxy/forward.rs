@@ -35,7 +35,7 @@ pub struct Routed {
     /// Upstream path and query, already rewritten.
     pub path_and_query: String,
     /// The client's `X-Forwarded-For` and `X-Forwarded-Proto` entries.
-    pub client: super::headers::ClientAddr,
+    pub client: Arc<super::headers::ClientAddr>,
     pub start: Instant,
     /// Concurrency slots (global, tenant) held until the exchange ends.
     pub slots: [Option<crate::tenant::InFlightGuard>; 2],
