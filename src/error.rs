@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -57,6 +57,8 @@ pub enum ProxyError {
     TransferCoding,
     #[error("no route matches this path")]
     NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("request loop: it already passed through this proxy (Via: {via_name})")]
     Loop { via_name: Arc<str> },
     #[error("upstream {upstream} is not configured for tenant {tenant}")]
@@ -97,6 +99,7 @@ impl ProxyError {
             Self::BadTarget(_) | Self::RequestBody => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute | Self::NotConfigured { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Loop { .. } => StatusCode::LOOP_DETECTED,
             Self::TransferCoding => StatusCode::NOT_IMPLEMENTED,
             Self::Auth(AuthError::Missing | AuthError::Unknown) => StatusCode::UNAUTHORIZED,
@@ -207,6 +210,11 @@ impl ProxyError {
             Self::Overloaded { .. } | Self::UpstreamBusy { .. } => {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // Only the proxy's own endpoints answer 405; they take these.
+            Self::MethodNotAllowed => {
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             }
             _ => {}
         }

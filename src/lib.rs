@@ -2,9 +2,11 @@
 //! Cloud (or self-hosted) LGTM stack. See ARCHITECTURE.md for the diagrams
 //! and the code anchors.
 //!
-//! A request flows `server` (accept, tower stack) -> `app` (own endpoints,
-//! target checks, route) -> `proxy::forward` (headers, pooled client,
-//! streaming bodies), with `config` validated before any of it starts.
+//! A request flows `server` (accept, connection) -> `stack` (one tower
+//! layer per decision: own endpoints, admission, target checks, tenant,
+//! route, class, limits) -> `proxy::forward` (headers, pooled client,
+//! streaming bodies), on the `State` that `app` holds, with `config`
+//! validated before any of it starts.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -22,6 +24,7 @@ pub mod revocation;
 pub mod routes;
 pub mod rules_sync;
 pub mod server;
+pub mod stack;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;

@@ -1,33 +1,28 @@
 //! The listener: accept loop, hyper-util's auto builder (HTTP/1.1 and h2c on
-//! one port) behind a bounded read of the first bytes, the tower stack, and
-//! graceful shutdown. On SIGTERM/SIGINT
+//! one port) behind a bounded read of the first bytes, serving each
+//! connection's requests with `stack::inbound`, and graceful shutdown. On SIGTERM/SIGINT
 //! /ready turns 503 at once while the listener keeps serving for
 //! `shutdown_delay`; then it stops accepting and in-flight requests get
 //! `shutdown_grace` to finish.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
-use hyper::body::Incoming;
-use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use crate::app::{App, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
+use crate::app::App;
 use crate::config::{subject_cn, Config};
 use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
 use crate::revocation::{revoked, Seen};
+use crate::stack::{inbound, Conn, ProbesOnly, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::tenant::{InFlight, InFlightGuard};
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
@@ -88,7 +83,7 @@ where
         app,
         peer: ClientAddr::new(peer, false),
         first_bytes_timeout: config.header_read_timeout,
-        probes_only: false,
+        probes_only: None,
         _slot: None,
     };
     conn.serve(io, None, Vec::new()).await;
@@ -171,7 +166,7 @@ pub async fn serve_admin(app: Arc<App>, listener: TcpListener) {
         .max_headers(MAX_HEADER_FIELDS);
     let builder = Arc::new(builder);
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed; backing off");
@@ -179,12 +174,16 @@ pub async fn serve_admin(app: Arc<App>, listener: TcpListener) {
                 continue;
             }
         };
-        let (app, builder) = (app.clone(), builder.clone());
+        let stack = inbound(Arc::new(Conn {
+            app: app.clone(),
+            peer: Arc::new(ClientAddr::new(peer, false)),
+            peer_cn: None,
+            seen: Arc::default(),
+            probes_only: Some(ProbesOnly::Admin),
+        }));
+        let builder = builder.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let res = app.probes_only(&req, crate::error::ProxyError::NoRoute);
-                async move { Ok::<_, Infallible>(res) }
-            });
+            let svc = TowerToHyperService::new(stack);
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
@@ -228,7 +227,7 @@ async fn accept_until(
                 limits.follow(&state.config);
                 let mut first_bytes_timeout = state.config.header_read_timeout;
                 let mut conn_builder = limits.builder.clone();
-                let mut probes_only = false;
+                let mut probes_only = None;
                 let tls = state.config.tls.as_ref().map(|t| t.config.clone());
                 let conn_slot = match limits.connections.try_acquire() {
                     Some(slot) => slot,
@@ -236,7 +235,7 @@ async fn accept_until(
                     // reserve has room; else 503 at once.
                     None => match limits.probe_reserve.try_acquire() {
                         Some(slot) => {
-                            probes_only = true;
+                            probes_only = Some(ProbesOnly::Reserve);
                             conn_builder = limits.probe_builder.clone();
                             first_bytes_timeout = first_bytes_timeout.min(PROBE_FIRST_BYTES);
                             slot
@@ -319,7 +318,7 @@ struct Connection {
     /// the bytes that tell HTTP/1.1 from h2 (`header_read_timeout`).
     first_bytes_timeout: Duration,
     /// Admitted to the probe reserve: /health, /ready and /metrics only.
-    probes_only: bool,
+    probes_only: Option<ProbesOnly>,
     /// The connection's `max_connections` slot, freed when it closes.
     _slot: Option<InFlightGuard>,
 }
@@ -369,12 +368,16 @@ impl Connection {
         };
         let seen = Arc::new(Seen::with_chain(chain));
         let states = self.app.subscribe();
+        let stack = inbound(Arc::new(Conn {
+            app: self.app,
+            peer: Arc::new(client),
+            peer_cn,
+            seen: seen.clone(),
+            probes_only: self.probes_only,
+        }));
         let conn = self
             .builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(io),
-                service(self.app, client, peer_cn, self.probes_only, seen.clone()),
-            )
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(stack))
             .into_owned();
         tokio::select! {
             served = self.watcher.watch(conn) => {
@@ -389,48 +392,6 @@ impl Connection {
             }
         }
     }
-}
-
-/// The per-connection service, outermost layer first.
-fn service(
-    app: Arc<App>,
-    peer: ClientAddr,
-    peer_cn: Option<Arc<str>>,
-    probes_only: bool,
-    seen: Arc<Seen>,
-) -> TowerToHyperService<
-    impl tower::Service<
-            Request<Incoming>,
-            Response = http::Response<crate::proxy::Body>,
-            Error = Infallible,
-            Future = impl Send,
-        > + Clone,
-> {
-    let peer = Arc::new(peer);
-    let stack = ServiceBuilder::new()
-        // Mark the client's credentials sensitive before anything can log
-        // them (hyper, h2 and our Debug output hide sensitive values).
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            PROXY_AUTHORIZATION,
-        ]))
-        // Resolve the tenant, route, inject, forward.
-        .service(tower::service_fn(move |req: Request<Incoming>| {
-            let app = app.clone();
-            let peer = peer.clone();
-            let peer_cn = peer_cn.clone();
-            let seen = seen.clone();
-            async move {
-                if probes_only {
-                    let full = crate::error::ProxyError::Overloaded {
-                        limit: "max_connections",
-                    };
-                    return Ok::<_, Infallible>(app.probes_only(&req, full));
-                }
-                Ok::<_, Infallible>(app.handle(req, &peer, peer_cn.as_deref(), &seen).await)
-            }
-        }));
-    TowerToHyperService::new(stack)
 }
 
 /// SIGTERM and SIGINT handlers, registered now, before the listener is

@@ -1,5 +1,6 @@
 //! Bytes -> request target -> canonical path -> route -> upstream target
-//! -> access class, the calls `App::handle` makes in that order. Beyond
+//! -> access class, the calls the `CanonicalTarget` and `Route` layers
+//! make in that order. Beyond
 //! "no panic": what is forwarded is canonical and clean, reads to a
 //! decoding upstream as the raw target did, and has the class the proxy
 //! decided.

@@ -20,9 +20,8 @@ use super::body::{Body, Metered};
 use super::client::HttpClient;
 use super::client::ProxyPool;
 use super::exchange::{BodyEnd, Direction, Exchange};
-use super::headers::{self, X_REQUEST_ID};
+use super::headers;
 use super::pool::SendError;
-use super::request_id::RequestIds;
 use super::target::Target;
 use super::upgrade;
 use crate::error::{ProxyError, UpstreamErrorKind};
@@ -46,14 +45,23 @@ pub struct Routed {
     pub via: http::HeaderValue,
     /// For an upgrade by a revocable identity: closes the session when a
     /// reload revokes it.
-    pub session: Option<crate::revocation::SessionWatch>,
+    pub session: Option<Box<crate::revocation::SessionWatch>>,
+    /// The request's `X-Request-Id`: the client's, when acceptable
+    /// (`RequestIds::accept`), else a new one.
+    pub request_id: http::HeaderValue,
 }
 
-pub async fn forward(
-    routed: Routed,
-    mut req: Request<Incoming>,
-    ids: &RequestIds,
-) -> Response<Body> {
+/// A request whose exchange failed: the exchange recorded it; the stack
+/// answers it (`stack::Rescue`).
+#[derive(Debug)]
+pub struct Failed {
+    pub error: ProxyError,
+    pub request_id: http::HeaderValue,
+    /// The request body was read to its end (or there was none).
+    pub body_read: bool,
+}
+
+pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Response<Body>, Failed> {
     let Routed {
         target,
         route,
@@ -65,18 +73,13 @@ pub async fn forward(
         max_body_bytes,
         via: via_entry,
         session,
+        request_id,
     } = routed;
     let upgrade =
         upgrade::requested(req.headers(), req.version()).map(|p| (p, hyper::upgrade::on(&mut req)));
     let grpc = is_grpc(req.headers());
     let inbound_version = req.version();
     let (mut parts, body) = req.into_parts();
-    let request_id = parts
-        .headers
-        .get(&X_REQUEST_ID)
-        .filter(|v| RequestIds::accept(v))
-        .cloned()
-        .unwrap_or_else(|| ids.next());
     let exchange = Exchange::new(
         start,
         method_index(&parts.method),
@@ -121,9 +124,11 @@ pub async fn forward(
         // The inbound target was a valid URI and the rewrite parts were
         // validated, so this is unreachable in practice; answer, never panic.
         exchange.failed(400, None);
-        return ProxyError::BadTarget(crate::routes::PathError::NotOriginForm)
-            .to_response(Some(&request_id))
-            .map(Body::Left);
+        return Err(Failed {
+            error: ProxyError::BadTarget(crate::routes::PathError::NotOriginForm),
+            request_id,
+            body_read: false,
+        });
     };
     parts.uri = uri;
     let body = Metered::new(
@@ -189,9 +194,13 @@ pub async fn forward(
     };
     match result {
         Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => match upgrade {
-            Some((_, inbound)) => {
-                upgrade::switch(res, inbound, exchange, upgrade_idle_timeout, session)
-            }
+            Some((_, inbound)) => Ok(upgrade::switch(
+                res,
+                inbound,
+                exchange,
+                upgrade_idle_timeout,
+                session,
+            )),
             // A switch nobody asked for (the request's other upgrade
             // tokens were removed): never a tunnel.
             None => {
@@ -205,7 +214,12 @@ pub async fn forward(
                     request_id = request_id.to_str().unwrap_or("-"),
                     "upstream answered 101 to a request that asked for no upgrade"
                 );
-                err.to_response(Some(&request_id)).map(Body::Left)
+                let body_read = exchange.request_end() == BodyEnd::Complete;
+                Err(Failed {
+                    error: err,
+                    request_id,
+                    body_read,
+                })
             }
         },
         Ok(res) => {
@@ -223,7 +237,7 @@ pub async fn forward(
             if !grpc && !body.is_end_stream() {
                 body.take_ready_frame().await;
             }
-            Response::from_parts(parts, Either::Right(body))
+            Ok(Response::from_parts(parts, Either::Right(body)))
         }
         Err(err) => {
             exchange.failed(err.status().as_u16(), err.upstream_kind());
@@ -234,10 +248,12 @@ pub async fn forward(
                 cause = cause.as_deref().unwrap_or("-"),
                 "request failed"
             );
-            let mut res = err.to_response(Some(&request_id)).map(Body::Left);
-            let unread = exchange.request_end() != BodyEnd::Complete;
-            headers::close_if_body_unread(res.headers_mut(), inbound_version, unread);
-            res
+            let body_read = exchange.request_end() == BodyEnd::Complete;
+            Err(Failed {
+                error: err,
+                request_id,
+                body_read,
+            })
         }
     }
 }

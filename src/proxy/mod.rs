@@ -21,7 +21,7 @@ pub use body::{Body, Metered};
 pub use client::{own_client, ClientSet, Clients, HttpClient, OwnClient};
 pub use egress::Egress;
 pub use exchange::Exchange;
-pub use forward::{forward, root_cause, Routed};
+pub use forward::{forward, root_cause, Failed, Routed};
 pub use pool::UpstreamPool;
 pub use request_id::RequestIds;
 pub use target::{basic_auth, Target};

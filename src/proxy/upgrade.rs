@@ -60,7 +60,7 @@ pub fn switch(
     inbound: OnUpgrade,
     exchange: Arc<Exchange>,
     idle: Duration,
-    session: Option<crate::revocation::SessionWatch>,
+    session: Option<Box<crate::revocation::SessionWatch>>,
 ) -> Response<Body> {
     let outbound = hyper::upgrade::on(&mut res);
     let (mut parts, _) = res.into_parts();

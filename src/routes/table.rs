@@ -26,6 +26,8 @@ pub struct RouteTable {
 /// starting with `/`).
 #[derive(Debug, Clone, Copy)]
 pub struct Matched<'a> {
+    /// Its index for `RouteTable::route`.
+    pub index: usize,
     pub route: &'a CompiledRoute,
     pub rest: &'a str,
 }
@@ -72,14 +74,23 @@ impl RouteTable {
 
     /// Longest prefix that matches `path` on a segment boundary.
     pub fn find<'a>(&'a self, path: &'a str) -> Option<Matched<'a>> {
-        self.routes.iter().find_map(|route| {
+        self.routes.iter().enumerate().find_map(|(index, route)| {
             let prefix = &*route.prefix;
             if prefix == "/" {
-                return Some(Matched { route, rest: path });
+                return Some(Matched {
+                    index,
+                    route,
+                    rest: path,
+                });
             }
             let rest = path.strip_prefix(prefix)?;
-            (rest.is_empty() || rest.starts_with('/')).then_some(Matched { route, rest })
+            (rest.is_empty() || rest.starts_with('/')).then_some(Matched { index, route, rest })
         })
+    }
+
+    /// The route at `index` (`Matched::index`).
+    pub fn route(&self, index: usize) -> Option<&CompiledRoute> {
+        self.routes.get(index)
     }
 }
 

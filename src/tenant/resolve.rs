@@ -27,6 +27,8 @@ pub struct ClientEntry {
     pub access: AccessSet,
     /// The client's buckets when it has a `rate` (carried across reloads).
     pub rate: Option<Arc<ClientRate>>,
+    /// Its place in the resolver (`Resolver::client`), set by `Resolver::new`.
+    index: usize,
 }
 
 impl ClientEntry {
@@ -45,7 +47,13 @@ impl ClientEntry {
             name: name.into(),
             access,
             rate,
+            index: 0,
         }
+    }
+
+    /// Its index for `Resolver::client`.
+    pub fn index(&self) -> usize {
+        self.index
     }
 }
 
@@ -83,7 +91,10 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(names: Vec<Arc<str>>, clients: Vec<ClientEntry>, require_auth: bool) -> Self {
+    pub fn new(names: Vec<Arc<str>>, mut clients: Vec<ClientEntry>, require_auth: bool) -> Self {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.index = i;
+        }
         let by_digest = clients
             .iter()
             .enumerate()
@@ -105,6 +116,11 @@ impl Resolver {
             .find(|c| &*c.name == client && &*self.names[c.tenant] == tenant)?
             .rate
             .as_ref()
+    }
+
+    /// The client at `index` (`ClientEntry::index` of a resolved one).
+    pub fn client(&self, index: usize) -> Option<&ClientEntry> {
+        self.clients.get(index)
     }
 
     pub fn has_tenants(&self) -> bool {
