@@ -15,8 +15,8 @@ use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tokio::sync::watch;
 
-use crate::proxy::headers::X_SCOPE_ORGID;
 use crate::state::State;
+use crate::tenant::X_SCOPE_ORGID;
 
 /// The credentials a request was accepted with, and what they selected.
 #[derive(Clone, PartialEq, Eq)]

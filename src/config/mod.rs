@@ -2,6 +2,7 @@
 //! structs, and one validate step that yields the typed `Config` or every
 //! problem at once, each naming its key. Nothing downstream re-checks.
 
+mod base_url;
 mod env;
 mod files;
 mod model;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Toml};
 use figment::Figment;
 
+pub use base_url::{parse_base_url, BaseUrlError};
 pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
 pub use files::{
     read_bounded, read_secret_file, read_small_file, FileError, MAX_SECRET_FILE_BYTES,
@@ -33,7 +35,7 @@ pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
 pub use render::{config_warnings, render_effective};
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};
-pub use validate::{parse_base_url, validate, BaseUrlError};
+pub use validate::validate;
 
 /// Load from an optional TOML file and the process environment, then validate.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {

@@ -18,6 +18,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::exchange::{BodyEnd, Direction, Exchange};
+use super::pool::Lent;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -51,8 +52,27 @@ pin_project! {
         seen: u64,
         // Outcomes polled ahead by `take_ready_frame`, given out in order.
         ahead: [Option<Polled>; 2],
+        // A response body's hold on its pooled upstream connection.
+        lease: Option<Lease>,
+    }
+
+    impl<B> PinnedDrop for Metered<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // An HTTP/1.1 connection goes back to its pool only at a message
+            // boundary: both bodies went through whole. Otherwise (and for
+            // a stream on a shared h2 connection) it is let go here.
+            if let Some(lease) = this.lease.take() {
+                if this.exchange.completed_both_ways() {
+                    lease.give_back();
+                }
+            }
+        }
     }
 }
+
+/// What a response body holds of the pooled connection it came on.
+pub type Lease = Lent<Metered<Incoming>>;
 
 impl<B> Metered<B> {
     pub fn new(
@@ -71,7 +91,15 @@ impl<B> Metered<B> {
             limit,
             seen: 0,
             ahead: [None, None],
+            lease: None,
         }
+    }
+
+    /// The response came on this pooled connection: the body gives it
+    /// back (or lets it go) when it is dropped.
+    pub fn holding(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 }
 

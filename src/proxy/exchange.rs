@@ -5,18 +5,14 @@
 //! outcome.
 
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use http::HeaderValue;
-use hyper::body::Incoming;
-
-use super::body::Metered;
 use super::meter::TargetMeter;
-use super::pool::Lent;
 use crate::error::UpstreamErrorKind;
 use crate::telemetry::metrics::METHOD_LABELS;
 use crate::tenant::InFlightGuard;
+use http::HeaderValue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -68,10 +64,6 @@ pub struct Exchange {
     answered_locally: AtomicU8,
     /// Concurrency slots (global, tenant), released when the exchange ends.
     _slots: [Option<InFlightGuard>; 2],
-    /// What this exchange holds of its pooled upstream connection: an
-    /// HTTP/1.1 connection, given back when it ends with both bodies
-    /// complete, or a stream on a shared h2 one, let go when it ends.
-    connection: OnceLock<Lent<Metered<Incoming>>>,
 }
 
 impl Exchange {
@@ -97,18 +89,12 @@ impl Exchange {
             response_end: AtomicU8::new(BodyEnd::Open as u8),
             answered_locally: AtomicU8::new(0),
             _slots: slots,
-            connection: OnceLock::new(),
         })
-    }
-
-    /// The pooled connection the response came on (set once).
-    pub fn ran_on(&self, connection: Lent<Metered<Incoming>>) {
-        let _ = self.connection.set(connection);
     }
 
     /// Both bodies went through whole: the upstream connection is at a
     /// message boundary and can carry another request.
-    fn completed_both_ways(&self) -> bool {
+    pub(super) fn completed_both_ways(&self) -> bool {
         self.request_end() == BodyEnd::Complete
             && BodyEnd::from_u8(self.response_end.load(Relaxed)) == BodyEnd::Complete
     }
@@ -200,11 +186,6 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            if self.completed_both_ways() {
-                connection.give_back();
-            }
-        }
         let t = &self.meter;
         let m = &t.metrics;
         let status = self.status.load(Relaxed);

@@ -151,13 +151,13 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
         Box::pin(async {
             match via {
                 Via::Pool(pool) => match pool.send(outbound).await {
-                    Ok((res, connection)) => {
-                        exchange.ran_on(connection);
-                        Ok(res)
-                    }
+                    Ok((res, lease)) => Ok((res, Some(lease))),
                     Err(e) => Err(SendFailed::Pool(e)),
                 },
-                Via::Client(client) => client.request(outbound).await.map_err(SendFailed::Client),
+                Via::Client(client) => match client.request(outbound).await {
+                    Ok(res) => Ok((res, None)),
+                    Err(e) => Err(SendFailed::Client(e)),
+                },
             }
         }),
     )
@@ -193,7 +193,10 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
         }),
     };
     match result {
-        Ok(res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => match upgrade {
+        // A 101 never gives its connection back: it is the tunnel's now
+        // (upgrades go on an unpooled HTTP/1.1 client), or, unasked for,
+        // it is dropped with `_lease`.
+        Ok((res, _lease)) if res.status() == StatusCode::SWITCHING_PROTOCOLS => match upgrade {
             Some((_, inbound)) => Ok(upgrade::switch(
                 res,
                 inbound,
@@ -222,7 +225,7 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
                 })
             }
         },
-        Ok(res) => {
+        Ok((res, lease)) => {
             let (mut parts, body) = res.into_parts();
             exchange.set_status(parts.status.as_u16());
             headers::prepare_response(&mut parts.headers);
@@ -234,6 +237,9 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
                 exchange.response_has_no_body();
             }
             let mut body = Metered::new(body, exchange, Direction::Out, target.idle_timeout, None);
+            if let Some(lease) = lease {
+                body = body.holding(lease);
+            }
             if !grpc && !body.is_end_stream() {
                 body.take_ready_frame().await;
             }

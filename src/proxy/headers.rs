@@ -11,8 +11,8 @@ use http::header::{
 };
 
 use super::target::Target;
+use crate::tenant::X_SCOPE_ORGID;
 
-pub static X_SCOPE_ORGID: HeaderName = HeaderName::from_static("x-scope-orgid");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

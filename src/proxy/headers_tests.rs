@@ -8,6 +8,7 @@ use crate::config::{load_from, Secret};
 use crate::proxy::target::basic_auth;
 use crate::proxy::ClientSet;
 use crate::telemetry::Metrics;
+use crate::tenant::X_SCOPE_ORGID;
 
 fn map(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::target::identity_headers;
 use super::{own_client, root_cause, OwnClient};
 use crate::config::Upstream;
-use crate::proxy::headers::X_SCOPE_ORGID;
+use crate::tenant::X_SCOPE_ORGID;
 
 /// Why a call to an upstream's API did not give the answer wanted. Each
 /// names the method and URL (which never hold a secret).

@@ -5,7 +5,8 @@
 //! both bodies have streamed (the `Exchange` owns it). The slot is a
 //! counter kept across reloads (`State::build` carries it).
 
-use super::{Gate, Inbound};
+use super::ctx::Inbound;
+use super::gate::Gate;
 use crate::error::ProxyError;
 use crate::tenant::acquire;
 

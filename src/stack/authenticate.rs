@@ -4,7 +4,8 @@
 //! An identity a reload could revoke is noted on the connection, and an
 //! upgrade by one gets a session watch that closes it on revocation.
 
-use super::{Caller, Gate, Inbound};
+use super::ctx::{Caller, Inbound};
+use super::gate::Gate;
 use crate::error::ProxyError;
 use crate::proxy::upgrade_requested;
 use crate::revocation::{Identity, SessionWatch};

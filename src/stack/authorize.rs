@@ -2,7 +2,8 @@
 //! (403 naming the client and the class). Without a client (no client
 //! auth configured for the tenant) there is nothing to narrow.
 
-use super::{Gate, Inbound};
+use super::ctx::Inbound;
+use super::gate::Gate;
 use crate::error::ProxyError;
 
 #[derive(Debug, Clone, Copy)]

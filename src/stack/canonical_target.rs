@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 
-use super::{Gate, Inbound};
+use super::ctx::Inbound;
+use super::gate::Gate;
 use crate::error::ProxyError;
 use crate::routes::canonical_target;
 

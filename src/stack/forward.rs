@@ -13,7 +13,7 @@ use http::Response;
 use hyper::body::Incoming;
 use tower::Service;
 
-use super::{Inbound, Refusal};
+use super::ctx::{Inbound, Refusal};
 use crate::error::ProxyError;
 use crate::proxy::headers::X_REQUEST_ID;
 use crate::proxy::{forward, Body, Failed, RequestIds, Routed};

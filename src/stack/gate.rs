@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use http::Response;
 use tower::{Layer, Service};
 
-use super::{Inbound, Refusal};
+use super::ctx::{Inbound, Refusal};
 use crate::error::ProxyError;
 use crate::proxy::Body;
 

@@ -4,7 +4,8 @@
 //! the tenant's `max_in_flight` for writes or reads (429). Buckets and
 //! slots are kept across reloads (`State::build`).
 
-use super::{Gate, Inbound};
+use super::ctx::Inbound;
+use super::gate::Gate;
 use crate::access::AccessClass;
 use crate::error::ProxyError;
 use crate::tenant::acquire;

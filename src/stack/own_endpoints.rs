@@ -11,8 +11,8 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Response, StatusCode};
 use tower::{Layer, Service};
 
+use super::ctx::{Ctx, Inbound, Refusal};
 use super::gate::Flow;
-use super::{Ctx, Inbound, Refusal};
 use crate::access::AccessClass;
 use crate::error::{json_response, ProxyError};
 use crate::proxy::Body;

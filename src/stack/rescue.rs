@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use http::{Response, Version};
 use tower::{Layer, Service};
 
-use super::{Inbound, Refusal};
+use super::ctx::{Inbound, Refusal};
 use crate::proxy::headers::close_if_body_unread;
 use crate::proxy::Body;
 

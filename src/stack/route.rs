@@ -3,7 +3,8 @@
 //! (404 when the tenant has none), the upstream target rewritten once,
 //! and the request's access class, read from exactly that target.
 
-use super::{Gate, Inbound};
+use super::ctx::Inbound;
+use super::gate::Gate;
 use crate::error::ProxyError;
 
 #[derive(Debug, Clone, Copy)]

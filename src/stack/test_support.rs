@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
 
-use super::{Conn, Inbound, ProbesOnly, Refusal};
+use super::ctx::{Conn, Inbound, ProbesOnly, Refusal};
 use crate::access::AccessClass;
 use crate::app::App;
 use crate::proxy::headers::ClientAddr;

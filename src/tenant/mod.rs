@@ -9,4 +9,4 @@ mod resolve;
 pub use binding::{acting_tenant, BindingError};
 pub use credentials::{presented_token_hash, token_hash};
 pub use limits::{acquire, ClientRate, InFlight, InFlightGuard, RateLimiter};
-pub use resolve::{AuthError, ClientEntry, Resolver};
+pub use resolve::{AuthError, ClientEntry, Resolver, X_SCOPE_ORGID};

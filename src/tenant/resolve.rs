@@ -15,7 +15,10 @@ use http::HeaderMap;
 use super::credentials::presented_token_hash;
 use super::limits::ClientRate;
 use crate::access::AccessSet;
-use crate::proxy::headers::X_SCOPE_ORGID;
+
+/// The tenant header: which tenant a request acts for (Mimir, Loki and
+/// Tempo read it as the org id).
+pub static X_SCOPE_ORGID: http::HeaderName = http::HeaderName::from_static("x-scope-orgid");
 
 pub struct ClientEntry {
     /// SHA-256 of the client's token (`None`: certificate only).
