@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{Config, StartupConfig};
 use crate::proxy::{ClientSet, RequestIds};
 use crate::remote_write::Controller;
 use crate::rules_sync::Syncer;
@@ -27,7 +27,7 @@ pub struct App {
     clients: Mutex<ClientSet>,
     /// The config the process started with: what the start-only keys
     /// still run with, whatever reloads came since.
-    started_with: Arc<Config>,
+    started_with: StartupConfig,
     /// Remote-write jobs, reconciled with every config.
     jobs: Controller,
     /// The rules sync task, reconciled with every config.
@@ -43,8 +43,8 @@ impl App {
         jobs.reconcile(config.remote_write.as_ref());
         let rules = Syncer::new(metrics.clone());
         rules.reconcile(config.rules_sync.as_ref());
-        let state = Arc::new(State::build(config, &metrics, &mut clients, None));
-        let started_with = state.config.clone();
+        let started_with = config.startup;
+        let state = Arc::new(State::build(config.dynamic, &metrics, &mut clients, None));
         metrics.config_last_success.set(unix_now());
         App {
             state: ArcSwap::new(state.clone()),
@@ -63,7 +63,7 @@ impl App {
     pub fn swap(&self, config: Config) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
-        let start_only = crate::config::start_only_changes(&self.started_with, &config);
+        let start_only = self.started_with.changes(&config.startup);
         if !start_only.is_empty() {
             tracing::warn!(
                 keys = %start_only.join(", "),
@@ -73,7 +73,7 @@ impl App {
         self.jobs.reconcile(config.remote_write.as_ref());
         self.rules.reconcile(config.rules_sync.as_ref());
         let state = Arc::new(State::build(
-            config,
+            config.dynamic,
             &self.metrics,
             &mut clients,
             Some(&old),

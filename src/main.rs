@@ -268,15 +268,15 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        telemetry::logging::init(&cfg.log, cfg.log_format);
+        telemetry::logging::init(&cfg.startup.log, cfg.startup.log_format);
         for warning in config::config_warnings(&cfg) {
             tracing::warn!(%warning, "config");
         }
         let app = Arc::new(App::new(cfg.clone()));
-        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        let listener = match tokio::net::TcpListener::bind(cfg.startup.listen).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(listen = %cfg.listen, error = %e, "cannot listen");
+                tracing::error!(listen = %cfg.startup.listen, error = %e, "cannot listen");
                 return ExitCode::FAILURE;
             }
         };
@@ -286,7 +286,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
             clients = app.client_count(),
             "lgtm-proxy starting"
         );
-        if let Some(admin) = cfg.admin_listen {
+        if let Some(admin) = cfg.startup.admin_listen {
             match tokio::net::TcpListener::bind(admin).await {
                 Ok(l) => {
                     tokio::spawn(server::serve_admin(app.clone(), l));

@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{subject_cn, Config};
+use crate::config::{subject_cn, Config, DynamicConfig};
 use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
 use crate::revocation::{revoked, Seen};
@@ -49,21 +49,21 @@ pub async fn serve(
     let mut limits = Limits::new(&app.current().config);
     accept_until(&listener, &graceful, &app, stop, &mut limits).await;
     app.start_draining();
-    tracing::info!(delay = ?config.shutdown_delay, "shutdown: /ready is 503, still serving");
+    tracing::info!(delay = ?config.startup.shutdown_delay, "shutdown: /ready is 503, still serving");
     accept_until(
         &listener,
         &graceful,
         &app,
-        tokio::time::sleep(config.shutdown_delay),
+        tokio::time::sleep(config.startup.shutdown_delay),
         &mut limits,
     )
     .await;
     drop(listener);
-    tracing::info!(grace = ?config.shutdown_grace, "shutdown: listener closed, draining in-flight requests");
-    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
+    tracing::info!(grace = ?config.startup.shutdown_grace, "shutdown: listener closed, draining in-flight requests");
+    match tokio::time::timeout(config.startup.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("shutdown: all connections closed"),
         Err(_) => {
-            tracing::warn!(grace = ?config.shutdown_grace, "shutdown: grace period over, exiting with requests in flight")
+            tracing::warn!(grace = ?config.startup.shutdown_grace, "shutdown: grace period over, exiting with requests in flight")
         }
     }
     Ok(())
@@ -104,7 +104,7 @@ const PROBE_FIRST_BYTES: Duration = Duration::from_secs(2);
 /// counter of open connections is kept, so a reload never admits past it.
 struct Limits {
     /// The config these were made from.
-    config: Arc<Config>,
+    config: Arc<DynamicConfig>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     probe_builder: Arc<auto::Builder<TokioExecutor>>,
     /// Every open connection holds a slot; without `max_connections` the
@@ -114,7 +114,7 @@ struct Limits {
 }
 
 impl Limits {
-    fn new(config: &Arc<Config>) -> Self {
+    fn new(config: &Arc<DynamicConfig>) -> Self {
         Limits {
             config: config.clone(),
             builder: Arc::new(connection_builder(config)),
@@ -125,7 +125,7 @@ impl Limits {
     }
 
     /// Follow the config in force (a pointer compare when it is the same).
-    fn follow(&mut self, config: &Arc<Config>) {
+    fn follow(&mut self, config: &Arc<DynamicConfig>) {
         if Arc::ptr_eq(&self.config, config) {
             return;
         }
@@ -139,7 +139,7 @@ impl Limits {
 
 /// HTTP/1.1 only, one request per connection, headers within
 /// `PROBE_FIRST_BYTES`: for the probe reserve.
-fn probe_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+fn probe_builder(config: &DynamicConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
@@ -189,7 +189,7 @@ pub async fn serve_admin(app: Arc<App>, listener: TcpListener) {
     }
 }
 
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+fn connection_builder(config: &DynamicConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

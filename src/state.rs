@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, DEFAULT_TENANT};
+use crate::config::{DynamicConfig, DEFAULT_TENANT};
 use crate::proxy::{ClientSet, Target};
 use crate::routes::RouteTable;
 use crate::telemetry::Metrics;
 use crate::tenant::{token_hash, ClientEntry, ClientRate, InFlight, Resolver};
 
 pub struct State {
-    pub config: Arc<Config>,
+    /// What a reload may change; the start-only keys are not here.
+    pub config: Arc<DynamicConfig>,
     pub table: RouteTable,
     pub resolver: Resolver,
     /// Index 0 is the default tenant (the top-level upstreams).
@@ -60,7 +61,7 @@ impl State {
     /// (the global and tenant in-flight counters, client rate buckets) is
     /// carried on from `previous`, keyed by tenant and client name.
     pub fn build(
-        config: Config,
+        config: DynamicConfig,
         metrics: &Arc<Metrics>,
         clients: &mut ClientSet,
         previous: Option<&State>,

@@ -40,7 +40,7 @@ fuzz_target!(init: parser_panics::let_guarded_yaml_panics_unwind(), |data: &[u8]
     let Ok(config) = lgtm_proxy::config::load_text(Some(&toml), std::iter::empty()) else {
         return;
     };
-    let Some(rw) = config.remote_write else {
+    let Some(rw) = config.dynamic.remote_write else {
         return;
     };
     if rw.jobs.is_empty() {

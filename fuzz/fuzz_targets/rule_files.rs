@@ -23,7 +23,7 @@ fuzz_target!(init: parser_panics::let_guarded_yaml_panics_unwind(), |data: &[u8]
     let Ok(config) = lgtm_proxy::config::load_text(Some(&toml), std::iter::empty()) else {
         return;
     };
-    let Some(rs) = config.rules_sync else {
+    let Some(rs) = config.dynamic.rules_sync else {
         return;
     };
     for ruler in &rs.rulers {

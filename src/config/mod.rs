@@ -24,7 +24,7 @@ pub use env::{map_name, EnvKey, EnvLayer, BUILTIN_UPSTREAMS};
 pub use files::{
     read_bounded, read_secret_file, read_small_file, FileError, MAX_SECRET_FILE_BYTES,
 };
-pub use model::{start_only_changes, Config, ConfigErrors, LogFormat, START_ONLY_KEYS};
+pub use model::{Config, ConfigErrors, DynamicConfig, LogFormat, StartupConfig, START_ONLY_KEYS};
 pub use parts::{
     CaFile, Client, Credentials, Route, Tenant, Upstream, BUILTIN_ROUTES, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY,
@@ -47,14 +47,14 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
 /// last good token; both come back as warnings.
 pub fn load_reload(
     path: Option<&Path>,
-    previous: &Config,
+    previous: &DynamicConfig,
 ) -> Result<(Config, Vec<String>), ConfigErrors> {
     load_env(path, Some(previous))
 }
 
 fn load_env(
     path: Option<&Path>,
-    previous: Option<&Config>,
+    previous: Option<&DynamicConfig>,
 ) -> Result<(Config, Vec<String>), ConfigErrors> {
     let (vars, problems) = process_env(std::env::vars_os());
     with_env_problems(load_with(path, vars, previous), problems)
@@ -135,7 +135,7 @@ where
 fn load_with<I>(
     path: Option<&Path>,
     vars: I,
-    previous: Option<&Config>,
+    previous: Option<&DynamicConfig>,
 ) -> Result<(Config, Vec<String>), ConfigErrors>
 where
     I: IntoIterator<Item = (String, String)>,

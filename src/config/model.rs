@@ -20,11 +20,23 @@ pub enum LogFormat {
     Text,
 }
 
-/// The keys a running proxy takes at start only: the sockets it listens
-/// on, its logging, and its shutdown timings (the runtime's
-/// `TOKIO_WORKER_THREADS` too, outside the config). Everything else follows
-/// a reload: routes, tenants, clients, secrets, TLS, `header_read_timeout`,
-/// `max_connections`, `max_in_flight` and the jobs.
+/// What a running proxy takes at start only: the sockets it listens on,
+/// its logging, and its shutdown timings (the runtime's
+/// `TOKIO_WORKER_THREADS` too, outside the config). A reload that changes
+/// one of these warns and keeps the running value; everything else is the
+/// `DynamicConfig`, which a reload replaces whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupConfig {
+    pub listen: SocketAddr,
+    /// The own endpoints' separate listener, when set.
+    pub admin_listen: Option<SocketAddr>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// The config keys of `StartupConfig`, as README lists them.
 pub const START_ONLY_KEYS: [&str; 6] = [
     "listen",
     "admin_listen",
@@ -34,39 +46,69 @@ pub const START_ONLY_KEYS: [&str; 6] = [
     "shutdown_grace",
 ];
 
-/// The start-only keys whose value differs between `running` and `next`:
-/// a reload cannot apply them, and says so.
-pub fn start_only_changes(running: &Config, next: &Config) -> Vec<&'static str> {
-    let changed = [
-        running.listen != next.listen,
-        running.admin_listen != next.admin_listen,
-        running.log != next.log,
-        running.log_format != next.log_format,
-        running.shutdown_delay != next.shutdown_delay,
-        running.shutdown_grace != next.shutdown_grace,
-    ];
-    START_ONLY_KEYS
-        .into_iter()
-        .zip(changed)
-        .filter_map(|(key, differs)| differs.then_some(key))
-        .collect()
+impl StartupConfig {
+    /// The keys whose value differs in `next`: a reload cannot apply them,
+    /// and says so.
+    pub fn changes(&self, next: &StartupConfig) -> Vec<&'static str> {
+        let StartupConfig {
+            listen,
+            admin_listen,
+            log,
+            log_format,
+            shutdown_delay,
+            shutdown_grace,
+        } = self;
+        let changed = [
+            *listen != next.listen,
+            *admin_listen != next.admin_listen,
+            *log != next.log,
+            *log_format != next.log_format,
+            *shutdown_delay != next.shutdown_delay,
+            *shutdown_grace != next.shutdown_grace,
+        ];
+        START_ONLY_KEYS
+            .into_iter()
+            .zip(changed)
+            .filter_map(|(key, differs)| differs.then_some(key))
+            .collect()
+    }
 }
 
-/// The validated configuration.
+/// The validated configuration: the start-only part and the part a reload
+/// replaces. A `Config` reads as its `DynamicConfig` (`Deref`), so code on
+/// the request path never names the start-only keys; `State` holds only
+/// the dynamic part.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    pub shutdown_delay: Duration,
-    pub shutdown_grace: Duration,
+    pub startup: StartupConfig,
+    pub dynamic: DynamicConfig,
+}
+
+impl std::ops::Deref for Config {
+    type Target = DynamicConfig;
+
+    fn deref(&self) -> &DynamicConfig {
+        &self.dynamic
+    }
+}
+
+impl std::ops::DerefMut for Config {
+    fn deref_mut(&mut self) -> &mut DynamicConfig {
+        &mut self.dynamic
+    }
+}
+
+/// Everything a reload may change: routes, upstreams, tenants, clients,
+/// secrets, inbound TLS, `header_read_timeout` (with the HTTP limits of
+/// the connections accepted after it), `max_connections`, `max_in_flight`,
+/// the jobs and rules sync.
+#[derive(Debug, Clone)]
+pub struct DynamicConfig {
     /// Inbound: how long a client may take to send its request headers.
     pub header_read_timeout: Duration,
-    /// The own endpoints' separate listener, when set.
-    pub admin_listen: Option<SocketAddr>,
     /// `Via: 1.1 <via_name>` on every proxied request; a request that
     /// carries it already is a loop (508).
     pub via_name: String,
-    pub log: String,
-    pub log_format: LogFormat,
     /// Configured upstreams (those with a URL), by name.
     pub upstreams: BTreeMap<String, Upstream>,
     /// Every route, built-in and from the file, including routes whose

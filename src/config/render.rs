@@ -186,16 +186,16 @@ pub fn config_warnings(c: &Config) -> Vec<String> {
 /// Render the effective config. Tokens appear only as `<redacted>`.
 pub fn render_effective(c: &Config) -> String {
     let eff = Effective {
-        listen: c.listen.to_string(),
-        shutdown_delay: human(c.shutdown_delay),
-        shutdown_grace: human(c.shutdown_grace),
+        listen: c.startup.listen.to_string(),
+        shutdown_delay: human(c.startup.shutdown_delay),
+        shutdown_grace: human(c.startup.shutdown_grace),
         header_read_timeout: human(c.header_read_timeout),
-        admin_listen: c.admin_listen.map(|a| a.to_string()),
+        admin_listen: c.startup.admin_listen.map(|a| a.to_string()),
         via_name: &c.via_name,
         max_connections: c.max_connections,
         max_in_flight: c.max_in_flight,
-        log: &c.log,
-        log_format: match c.log_format {
+        log: &c.startup.log,
+        log_format: match c.startup.log_format {
             LogFormat::Json => "json",
             LogFormat::Text => "text",
         },

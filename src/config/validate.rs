@@ -14,10 +14,10 @@ use rustls::pki_types::CertificateDer;
 use super::base_url::{has_dot_segment, parse_base_url};
 use super::{
     read_secret_file, read_small_file, CaFile, Client, Config, ConfigErrors, Credentials,
-    LogFormat, RawClient, RawConfig, RawTenant, RawUpstream, Route, Secret, Tenant, Upstream,
-    BUILTIN_ROUTES, BUILTIN_UPSTREAMS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_UPGRADE_IDLE_TIMEOUT,
+    DynamicConfig, LogFormat, RawClient, RawConfig, RawTenant, RawUpstream, Route, Secret,
+    StartupConfig, Tenant, Upstream, BUILTIN_ROUTES, BUILTIN_UPSTREAMS, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DELAY,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_UPGRADE_IDLE_TIMEOUT,
     DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
 };
 
@@ -43,7 +43,7 @@ struct Previous {
 }
 
 impl Previous {
-    fn of(config: &Config) -> Previous {
+    fn of(config: &DynamicConfig) -> Previous {
         let mut tokens = BTreeMap::new();
         let scopes = std::iter::once((String::new(), &config.upstreams)).chain(
             config
@@ -97,7 +97,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
 /// client credentials, upstream tokens kept from `previous`).
 pub fn validate_reload(
     raw: RawConfig,
-    previous: &Config,
+    previous: &DynamicConfig,
 ) -> Result<(Config, Vec<String>), ConfigErrors> {
     validate_with(raw, Some(Previous::of(previous)))
 }
@@ -288,25 +288,29 @@ fn validate_with(
         let warnings = std::mem::take(&mut p.3);
         Ok((
             Config {
-                listen,
-                shutdown_delay,
-                shutdown_grace,
-                header_read_timeout,
-                admin_listen,
-                via_name,
-                log,
-                log_format,
-                upstreams,
-                routes,
-                tenants,
-                require_client_auth,
-                watch_interval,
-                watched_files: p.1,
-                tls,
-                max_connections,
-                max_in_flight,
-                remote_write,
-                rules_sync,
+                startup: StartupConfig {
+                    listen,
+                    admin_listen,
+                    log,
+                    log_format,
+                    shutdown_delay,
+                    shutdown_grace,
+                },
+                dynamic: DynamicConfig {
+                    header_read_timeout,
+                    via_name,
+                    upstreams,
+                    routes,
+                    tenants,
+                    require_client_auth,
+                    watch_interval,
+                    watched_files: p.1,
+                    tls,
+                    max_connections,
+                    max_in_flight,
+                    remote_write,
+                    rules_sync,
+                },
             },
             warnings,
         ))

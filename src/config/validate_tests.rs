@@ -39,7 +39,7 @@ fn env_alone_is_enough() {
     assert_eq!(p.credentials.as_ref().unwrap().token.expose(), "glc_shared");
     assert_eq!(p.tenant.as_deref(), Some("2668285"));
     assert_eq!(p.timeout, DEFAULT_TIMEOUT);
-    assert_eq!(c.listen.to_string(), "0.0.0.0:8085");
+    assert_eq!(c.startup.listen.to_string(), "0.0.0.0:8085");
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn env_wins_over_the_file() {
         ],
     )
     .unwrap();
-    assert_eq!(c.listen.port(), 2);
+    assert_eq!(c.startup.listen.port(), 2);
     assert_eq!(c.upstreams["loki"].authority.as_str(), "b");
 }
 
@@ -646,14 +646,30 @@ fn a_reload_names_the_start_only_keys_it_cannot_apply() {
     )
     .unwrap();
     // The caps and timeouts that follow a reload are not named.
-    assert_eq!(
-        crate::config::start_only_changes(&running, &next),
-        ["listen", "log"]
-    );
-    assert!(crate::config::start_only_changes(&running, &running.clone()).is_empty());
+    assert_eq!(running.startup.changes(&next.startup), ["listen", "log"]);
+    assert!(running.startup.changes(&running.clone().startup).is_empty());
     let timings = from("shutdown_delay = \"1s\"\nshutdown_grace = \"2s\"", PROM).unwrap();
     assert_eq!(
-        crate::config::start_only_changes(&running, &timings),
+        running.startup.changes(&timings.startup),
         ["shutdown_delay", "shutdown_grace"]
     );
+}
+
+#[test]
+fn the_readme_lists_exactly_the_start_only_keys() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("Start-only keys")
+        .expect("README names the start-only keys");
+    let para = &readme[start..];
+    let para = &para[..para
+        .find("TOKIO_WORKER_THREADS")
+        .expect("and the runtime's threads")];
+    let listed: Vec<&str> = para
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| !k.is_empty())
+        .collect();
+    assert_eq!(listed, crate::config::START_ONLY_KEYS);
 }

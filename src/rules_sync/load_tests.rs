@@ -58,7 +58,7 @@ fn resources_and_plain_files_reach_their_tenants_rulers() {
         "tenant: prod\ngroups:\n  - name: rec\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n",
     );
     let c = load("", dir.path()).unwrap();
-    let rs = c.rules_sync.unwrap();
+    let rs = c.rules_sync.as_ref().unwrap();
     assert!(rs.problems.is_empty(), "{:?}", rs.problems);
     assert_eq!(rs.prefix, "lgtm-");
     assert_eq!(rs.interval, std::time::Duration::from_secs(60));
@@ -94,6 +94,7 @@ user = "2"
     );
     let c = layer(Some(&full), Vec::new()).and_then(validate).unwrap();
     let labels: Vec<String> = c
+        .dynamic
         .rules_sync
         .unwrap()
         .rulers
@@ -126,7 +127,7 @@ fn a_bad_file_is_reported_by_field_and_the_others_still_load() {
         "d-typo.yaml",
         "tenant: prod\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        exprr: up\n",
     );
-    let rs = load("", dir.path()).unwrap().rules_sync.unwrap();
+    let rs = load("", dir.path()).unwrap().dynamic.rules_sync.unwrap();
     let all = rs.problems.join("\n");
     assert!(
         all.contains("b-bad-expr.yaml: spec.groups[0].rules[0].expr: invalid PromQL"),
@@ -162,7 +163,7 @@ fn the_same_namespace_twice_is_refused() {
         "b.yaml",
         &format!("{STAGE_RULE}\n---\n{STAGE_RULE}"),
     );
-    let rs = load("", dir.path()).unwrap().rules_sync.unwrap();
+    let rs = load("", dir.path()).unwrap().dynamic.rules_sync.unwrap();
     assert_eq!(rs.problems.len(), 2, "{:?}", rs.problems);
     assert!(rs.problems[0].contains(
         "b.yaml (document 1): ruler namespace lgtm-webapp-app-alerts is also written by"
@@ -200,6 +201,7 @@ fn colliding_ruler_namespaces_are_both_refused_in_any_order() {
         let rs = layer(Some(&toml), Vec::new())
             .and_then(validate)
             .unwrap()
+            .dynamic
             .rules_sync
             .unwrap();
         let all = rs.problems.join("\n");
@@ -236,7 +238,7 @@ fn a_prometheus_rule_acts_only_for_its_namespaces_tenants() {
         &rule("shared", "ok", "prod"),
     );
     write(dir.path(), "stranger.yaml", &rule("team-z", "z", "stage"));
-    let rs = load("", dir.path()).unwrap().rules_sync.unwrap();
+    let rs = load("", dir.path()).unwrap().dynamic.rules_sync.unwrap();
     let all = rs.problems.join("\n");
     assert!(
         all.contains("cross.yaml: metadata.labels.tenant: names tenant \"prod\", but namespace webapp may act only for stage"),
@@ -295,7 +297,7 @@ fn other_documents_and_shapes_are_problems() {
         "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nspec: {groups: []}\n",
     );
     write(dir.path(), "plain.yaml", "tenant: stage\n");
-    let rs = load("", dir.path()).unwrap().rules_sync.unwrap();
+    let rs = load("", dir.path()).unwrap().dynamic.rules_sync.unwrap();
     let all = rs.problems.join("\n");
     assert!(
         all.contains("cm.yaml: apiVersion/kind: expected monitoring.coreos.com/v1 PrometheusRule"),
