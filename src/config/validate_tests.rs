@@ -1,6 +1,6 @@
 use std::io::Write as _;
 
-use super::super::{layer, load_from, render_effective, ConfigErrors};
+use super::super::{layer, load_from, render_effective, ConfigErrors, DEFAULT_TIMEOUT};
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
