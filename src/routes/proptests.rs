@@ -1,37 +1,27 @@
-//! Property checks for the matcher and the rewrite, with a small hand-rolled
-//! generator (deterministic, no extra dependency).
+//! Property checks for the matcher and the rewrite: generated route tables
+//! and paths (proptest, which shrinks a failing case to a small one), checked
+//! against an oracle that reads the rule straight from its definition.
+
+use proptest::prelude::*;
 
 use super::RouteTable;
 use crate::config::Route;
 
-/// xorshift: deterministic pseudo-random numbers for reproducible cases.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
+/// Segments that make prefixes overlap often, an encoded separator, and an
+/// empty segment (a `//`).
 const SEGMENTS: &[&str] = &["a", "ab", "abc", "b", "api", "prom", "x%2Fy", "", "v1"];
 
-fn path(rng: &mut Rng, max: u64) -> String {
-    let n = 1 + rng.next() % max;
-    (0..n).map(|_| format!("/{}", rng.pick(SEGMENTS))).collect()
+fn path(max_segments: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(SEGMENTS), 1..=max_segments)
+        .prop_map(|segments| segments.iter().map(|s| format!("/{s}")).collect())
 }
 
-#[test]
-fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..2000 {
+/// Up to five routes with distinct prefixes that config validation would
+/// accept (no empty segment, no trailing `/`), rewriting to "" or "/r".
+fn routes() -> impl Strategy<Value = Vec<Route>> {
+    prop::collection::vec((path(3), any::<bool>()), 1..=5).prop_map(|drafts| {
         let mut routes: Vec<Route> = Vec::new();
-        for i in 0..(1 + rng.next() % 5) {
-            let prefix = path(&mut rng, 3);
+        for (i, (prefix, rewrites)) in drafts.into_iter().enumerate() {
             if prefix.contains("//")
                 || prefix.ends_with('/')
                 || routes.iter().any(|r| r.prefix == prefix)
@@ -44,15 +34,26 @@ fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
                 max_body_bytes: None,
                 prefix,
                 upstream: format!("u{i}"),
-                rewrite: if rng.next() % 2 == 0 {
-                    String::new()
-                } else {
-                    "/r".to_string()
-                },
+                rewrite: if rewrites { "/r".into() } else { String::new() },
             });
         }
+        routes
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest(
+        routes in routes(),
+        p in path(5),
+    ) {
         let table = RouteTable::new(&routes);
-        let p = path(&mut rng, 5);
         // The oracle: every route whose prefix is p or a segment-prefix of p.
         let best = routes
             .iter()
@@ -61,7 +62,8 @@ fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
         match (table.find(&p), best) {
             (None, None) => {}
             (Some(m), Some(r)) => {
-                assert_eq!(&*m.route.prefix, r.prefix, "path {p}");
+                prop_assert_eq!(&*m.route.prefix, r.prefix.as_str(), "path {}", p);
+                prop_assert_eq!(table.route(m.index).map(|r| &*r.prefix), Some(&*m.route.prefix));
                 let mut out = String::new();
                 m.write_upstream_target("", Some("q=%41+b"), &mut out);
                 let expected_path = format!("{}{}", r.rewrite, &p[r.prefix.len()..]);
@@ -70,12 +72,14 @@ fn match_is_the_longest_segment_prefix_and_rewrite_keeps_the_rest() {
                 } else {
                     expected_path
                 };
-                assert_eq!(out, format!("{expected_path}?q=%41+b"));
+                prop_assert_eq!(out, format!("{expected_path}?q=%41+b"));
             }
-            (got, want) => panic!(
-                "path {p}: got {:?}, want {:?}",
+            (got, want) => prop_assert!(
+                false,
+                "path {}: got {:?}, want {:?}",
+                p,
                 got.map(|m| m.route.prefix.clone()),
-                want
+                want.map(|r| r.prefix.clone())
             ),
         }
     }
