@@ -97,9 +97,10 @@ impl App {
         self.state.load_full()
     }
 
-    /// Number of distinct outbound clients (one per transport need).
-    pub fn client_count(&self) -> usize {
-        self.clients.lock().map(|c| c.len()).unwrap_or(0)
+    /// How many upstream pools are open (per transport need, scheme,
+    /// authority and protocol).
+    pub fn pool_count(&self) -> usize {
+        self.clients.lock().map(|c| c.pool_count()).unwrap_or(0)
     }
 
     pub fn metrics(&self) -> &Metrics {

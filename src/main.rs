@@ -283,7 +283,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             upstreams = ?cfg.upstreams.keys().collect::<Vec<_>>(),
-            clients = app.client_count(),
+            pools = app.pool_count(),
             "lgtm-proxy starting"
         );
         if let Some(admin) = cfg.startup.admin_listen {

@@ -1,8 +1,11 @@
-//! Outbound clients, built at config load and never per request: one per
-//! distinct transport need (extra CA, connect timeout), shared by every
-//! upstream that has the same need, and one `UpstreamPool` per need and
-//! upstream. rustls with webpki roots, ALPN h2/http1.1 for https, plain
-//! HTTP/1.1 for http, pooled keep-alive.
+//! How targets reach their upstreams, built at config load and never per
+//! request: `UpstreamPool`s per transport need (extra CA, connect timeout),
+//! scheme, authority and protocol, shared by every target with the same
+//! and kept across reloads: requests (ALPN h2/http1.1 for https, HTTP/1.1
+//! for http), upgrades (HTTP/1.1 only) and gRPC to http:// (h2c). Only a
+//! plain-HTTP upstream behind an egress proxy (absolute-form requests) goes
+//! through hyper-util's client. The proxy's own calls (remote-write,
+//! rules sync, Alertmanager) use `own_client`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,30 +58,55 @@ struct TransportKey {
     connect_timeout: Duration,
 }
 
-/// The clients one transport need gets: hyper-util's pool keys on scheme
-/// and authority, and the protocol choice is per client, so each protocol
-/// need is its own client.
+/// How a target's requests reach its upstream.
 #[derive(Clone)]
-pub struct Clients {
-    /// HTTP/1.1, or h2 when an https upstream offers it by ALPN.
+pub enum Clients {
+    /// The upstream's own pools (`https://` upstreams, and `http://` ones
+    /// no egress proxy intercepts).
+    Pooled {
+        /// Every request but upgrades and gRPC to `http://`: HTTP/1.1, or
+        /// h2 when an https upstream offers it by ALPN.
+        pool: Arc<ProxyPool>,
+        /// Upgrades: HTTP/1.1 only (h2 has no `upgrade` header; https
+        /// offers only http/1.1 by ALPN), connections that can be upgraded.
+        upgrades: Arc<ProxyPool>,
+        /// gRPC to an `http://` upstream: h2 with prior knowledge. `None`
+        /// for `https://` (ALPN decides on `pool`).
+        h2c: Option<Arc<ProxyPool>>,
+    },
+    /// A plain-HTTP upstream an egress proxy intercepts: absolute-form
+    /// requests to the proxy through hyper-util's client (boxed: rare, and
+    /// every target holds a `Clients`).
+    Proxied(Box<Proxied>),
+}
+
+/// hyper-util's clients for an egress-proxied plain-HTTP upstream.
+#[derive(Clone)]
+pub struct Proxied {
+    /// HTTP/1.1, upgrades included.
     pub auto: HttpClient,
-    /// HTTP/1.1 only, for Upgrade requests (h2 has no `upgrade` header).
-    pub http1: HttpClient,
-    /// HTTP/2 with prior knowledge: gRPC to an `http://` upstream.
+    /// HTTP/2 with prior knowledge, for gRPC.
     pub h2c: HttpClient,
-    /// The upstream's own pool, for every request but upgrades (and gRPC
-    /// to `http://`): `https://` upstreams, and `http://` upstreams that no
-    /// egress proxy intercepts. `None` for a plain-HTTP upstream behind an
-    /// egress proxy (absolute-form targets), where `auto` serves.
-    pub pool: Option<Arc<ProxyPool>>,
 }
 
 pub struct ClientSet {
     proxies: Arc<Matcher>,
-    built: Vec<(TransportKey, Clients)>,
-    /// One pool per transport need, scheme and authority, kept across
-    /// reloads.
-    pools: Vec<(TransportKey, Scheme, Authority, Arc<ProxyPool>)>,
+    /// hyper-util clients for egress-proxied plain-HTTP upstreams, one pair
+    /// per transport need.
+    built: Vec<(TransportKey, HttpClient, HttpClient)>,
+    /// One pool per transport need, scheme, authority and protocol, kept
+    /// across reloads.
+    pools: Vec<(PoolKey, Arc<ProxyPool>)>,
+}
+
+/// What makes two upstreams share a pool.
+#[derive(Clone, PartialEq, Eq)]
+struct PoolKey {
+    transport: TransportKey,
+    scheme: Scheme,
+    authority: Authority,
+    protocol: Protocol,
+    max_connections: usize,
 }
 
 impl ClientSet {
@@ -91,94 +119,102 @@ impl ClientSet {
         }
     }
 
-    /// The clients for an upstream's transport needs, built on first use.
+    /// How an upstream is reached, built on first use and shared by every
+    /// upstream with the same needs.
     pub fn client_for(&mut self, up: &Upstream) -> Clients {
         let key = TransportKey {
             ca: up.ca.as_ref().map(|ca| ca.certs.clone()),
             connect_timeout: up.connect_timeout,
         };
-        let mut clients = match self.built.iter().find(|(k, _)| *k == key) {
-            Some((_, c)) => c.clone(),
-            None => {
-                let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
-                let clients = Clients {
-                    auto: build(ca, up.connect_timeout, &self.proxies, Protocol::Auto),
-                    http1: build(ca, up.connect_timeout, &self.proxies, Protocol::Http1),
-                    h2c: build(ca, up.connect_timeout, &self.proxies, Protocol::H2c),
-                    pool: None,
-                };
-                self.built.push((key.clone(), clients.clone()));
-                clients
-            }
-        };
-        clients.pool = self.pool_for(key, up);
-        clients
+        if up.scheme == Scheme::HTTP && self.intercepted(up) {
+            return self.proxied(key, up);
+        }
+        Clients::Pooled {
+            pool: self.pool_for(&key, up, Protocol::Auto),
+            upgrades: self.pool_for(&key, up, Protocol::Http1),
+            h2c: (up.scheme == Scheme::HTTP).then(|| self.pool_for(&key, up, Protocol::H2c)),
+        }
     }
 
-    fn pool_for(&mut self, key: TransportKey, up: &Upstream) -> Option<Arc<ProxyPool>> {
-        if up.scheme == Scheme::HTTP {
-            let dst = Uri::builder()
-                .scheme(Scheme::HTTP)
-                .authority(up.authority.clone())
-                .path_and_query("/")
-                .build()
-                .ok()?;
-            if self.proxies.intercept(&dst).is_some() {
-                return None;
-            }
+    /// An egress proxy takes this plain-HTTP upstream's requests.
+    fn intercepted(&self, up: &Upstream) -> bool {
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(up.authority.clone())
+            .path_and_query("/")
+            .build()
+            .is_ok_and(|dst| self.proxies.intercept(&dst).is_some())
+    }
+
+    fn proxied(&mut self, key: TransportKey, up: &Upstream) -> Clients {
+        if let Some((_, auto, h2c)) = self.built.iter().find(|(k, _, _)| *k == key) {
+            return Clients::Proxied(Box::new(Proxied {
+                auto: auto.clone(),
+                h2c: h2c.clone(),
+            }));
         }
-        if let Some((_, _, _, pool)) = self.pools.iter().find(|(k, s, a, pool)| {
-            *k == key
-                && *s == up.scheme
-                && *a == up.authority
-                && pool.max_connections() == up.max_connections
-        }) {
-            return Some(pool.clone());
-        }
-        let dialer = if up.scheme == Scheme::HTTP {
-            Dialer::Plain(http_connector(up.connect_timeout))
-        } else {
-            let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
-            Dialer::Tls(https_connector(
-                ca,
-                up.connect_timeout,
-                &self.proxies,
-                Protocol::Auto,
-            ))
+        let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
+        let auto = build(ca, up.connect_timeout, &self.proxies, Protocol::Auto);
+        let h2c = build(ca, up.connect_timeout, &self.proxies, Protocol::H2c);
+        self.built.push((key, auto.clone(), h2c.clone()));
+        Clients::Proxied(Box::new(Proxied { auto, h2c }))
+    }
+
+    fn pool_for(
+        &mut self,
+        transport: &TransportKey,
+        up: &Upstream,
+        protocol: Protocol,
+    ) -> Arc<ProxyPool> {
+        let key = PoolKey {
+            transport: transport.clone(),
+            scheme: up.scheme.clone(),
+            authority: up.authority.clone(),
+            protocol,
+            max_connections: up.max_connections,
         };
-        let pool = Arc::new(ProxyPool::new(
+        if let Some((_, pool)) = self.pools.iter().find(|(k, _)| *k == key) {
+            return pool.clone();
+        }
+        let dialer = match (up.scheme == Scheme::HTTP, protocol) {
+            (true, Protocol::H2c) => Dialer::H2c(http_connector(up.connect_timeout)),
+            (true, _) => Dialer::Plain(http_connector(up.connect_timeout)),
+            (false, protocol) => {
+                let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
+                Dialer::Tls(https_connector(
+                    ca,
+                    up.connect_timeout,
+                    &self.proxies,
+                    protocol,
+                ))
+            }
+        };
+        let pool = ProxyPool::new(
             dialer,
             up.scheme.clone(),
             &up.authority,
             POOL_IDLE_TIMEOUT,
             up.max_connections,
             up.connect_timeout,
-        ));
-        self.pools
-            .push((key, up.scheme.clone(), up.authority.clone(), pool.clone()));
-        Some(pool)
+        );
+        let pool = Arc::new(match protocol {
+            Protocol::Http1 => pool.upgradable(),
+            _ => pool,
+        });
+        self.pools.push((key, pool.clone()));
+        pool
     }
 
     /// Forget pools no target holds any more (an upstream whose URL
     /// changed); their idle connections close with them.
     pub fn prune_pools(&mut self) {
-        self.pools
-            .retain(|(_, _, _, pool)| Arc::strong_count(pool) > 1);
+        self.pools.retain(|(_, pool)| Arc::strong_count(pool) > 1);
     }
 
     /// How many pools exist (one per transport need, scheme and authority
     /// in use).
     pub fn pool_count(&self) -> usize {
         self.pools.len()
-    }
-
-    /// How many distinct clients exist (one per transport need).
-    pub fn len(&self) -> usize {
-        self.built.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.built.is_empty()
     }
 }
 
@@ -310,28 +346,43 @@ mod tests {
         let https = set.client_for(&upstream("https://prometheus.grafana.net"));
         let https_too = set.client_for(&upstream("https://prometheus.grafana.net/base"));
         let https_port = set.client_for(&upstream("http://prometheus.grafana.net:443"));
-        assert!(Arc::ptr_eq(
-            a.pool.as_ref().unwrap(),
-            b.pool.as_ref().unwrap()
-        ));
-        assert!(!Arc::ptr_eq(
-            a.pool.as_ref().unwrap(),
-            c.pool.as_ref().unwrap()
-        ));
-        assert!(Arc::ptr_eq(
-            https.pool.as_ref().unwrap(),
-            https_too.pool.as_ref().unwrap()
-        ));
+        let pool = |c: &Clients| match c {
+            Clients::Pooled { pool, .. } => pool.clone(),
+            Clients::Proxied(_) => panic!("no egress proxy here"),
+        };
+        assert!(Arc::ptr_eq(&pool(&a), &pool(&b)));
+        assert!(!Arc::ptr_eq(&pool(&a), &pool(&c)));
+        assert!(Arc::ptr_eq(&pool(&https), &pool(&https_too)));
         // The same host and port by another scheme is another pool.
-        assert!(!Arc::ptr_eq(
-            https.pool.as_ref().unwrap(),
-            https_port.pool.as_ref().unwrap()
-        ));
-        assert_eq!(set.pool_count(), 4);
-        // A reload that no longer has other.monitoring drops its pool.
+        assert!(!Arc::ptr_eq(&pool(&https), &pool(&https_port)));
+        // Upgrades go on a pool of their own (HTTP/1.1 only, connections
+        // that can be upgraded), gRPC to http:// on an h2c pool.
+        match (&a, &https) {
+            (
+                Clients::Pooled {
+                    pool: p,
+                    upgrades: u,
+                    h2c: Some(h2c),
+                },
+                Clients::Pooled {
+                    pool: tp,
+                    upgrades: tu,
+                    h2c: None,
+                },
+            ) => {
+                assert!(!Arc::ptr_eq(p, u));
+                assert!(!Arc::ptr_eq(p, h2c));
+                assert!(!Arc::ptr_eq(tp, tu));
+            }
+            _ => panic!("plain and TLS upstreams are pooled"),
+        }
+        // Three pools per plain upstream (mimir, other, grafana.net:443
+        // over http), two for grafana.net over https.
+        assert_eq!(set.pool_count(), 11);
+        // A reload that no longer has other.monitoring drops its pools.
         drop(c);
         set.prune_pools();
-        assert_eq!(set.pool_count(), 3);
+        assert_eq!(set.pool_count(), 8);
         drop((a, b, https, https_too, https_port));
         set.prune_pools();
         assert_eq!(set.pool_count(), 0);

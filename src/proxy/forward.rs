@@ -17,8 +17,8 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{Body, Metered};
-use super::client::HttpClient;
 use super::client::ProxyPool;
+use super::client::{Clients, HttpClient};
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers;
 use super::pool::SendError;
@@ -95,19 +95,21 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
     // The protocol toward the upstream is chosen here, never copied from
     // the client: upgrades need HTTP/1.1, gRPC to http:// needs h2c, the
     // rest go on the upstream's pool (what ALPN gives for https).
-    let via = if let Some((protocol, _)) = &upgrade {
-        upgrade::restore(&mut parts.headers, protocol.clone());
-        parts.version = Version::HTTP_11;
-        Via::Client(&target.clients.http1)
-    } else if grpc && target.scheme == Scheme::HTTP {
-        parts.version = Version::HTTP_2;
-        Via::Client(&target.clients.h2c)
+    let h2c = grpc && target.scheme == Scheme::HTTP;
+    parts.version = if h2c {
+        Version::HTTP_2
     } else {
-        parts.version = Version::HTTP_11;
-        match &target.clients.pool {
-            Some(pool) => Via::Pool(pool),
-            None => Via::Client(&target.clients.auto),
-        }
+        Version::HTTP_11
+    };
+    if let Some((protocol, _)) = &upgrade {
+        upgrade::restore(&mut parts.headers, protocol.clone());
+    }
+    let via = match (&target.clients, upgrade.is_some(), h2c) {
+        (Clients::Pooled { upgrades, .. }, true, _) => Via::Pool(upgrades),
+        (Clients::Pooled { h2c: Some(h2c), .. }, false, true) => Via::Pool(h2c),
+        (Clients::Pooled { pool, .. }, _, _) => Via::Pool(pool),
+        (Clients::Proxied(clients), false, true) => Via::Client(&clients.h2c),
+        (Clients::Proxied(clients), _, _) => Via::Client(&clients.auto),
     };
     // The pool takes the target in origin-form (it adds scheme and
     // authority for h2); the clients take an absolute URI and pick the

@@ -9,7 +9,8 @@
 //! - HTTP/1.1 (plain, or TLS where ALPN picks http/1.1): the request path
 //!   takes the most recently used ready connection (a short vector behind
 //!   an uncontended mutex), or connects. A connection goes back once its
-//!   exchange is over: both bodies complete, from `Exchange`'s drop.
+//!   exchange is over (both bodies complete), when the response body that
+//!   holds its `Lent` is dropped; a 101 keeps it (the tunnel's now).
 //! - h2 (TLS where ALPN picks h2): a shared connection carries every
 //!   request, up to `H2_STREAMS` open at once; past that the next request
 //!   opens another. Each exchange holds a stream (counted) until it is
@@ -50,8 +51,11 @@ const H2_STREAMS: usize = 100;
 
 /// How a pool reaches its upstream.
 pub enum Dialer {
-    /// TCP to a plain-HTTP upstream.
+    /// TCP to a plain-HTTP upstream: HTTP/1.1 (upgrades included).
     Plain(HttpConnector),
+    /// TCP to a plain-HTTP upstream, HTTP/2 with prior knowledge (gRPC to
+    /// `http://`): shared connections, as for h2 over TLS.
+    H2c(HttpConnector),
     /// TLS (rustls, ALPN h2 and http/1.1) over TCP or an egress tunnel,
     /// set up within `connect_timeout`.
     Tls(Connector),
@@ -88,6 +92,8 @@ pub struct UpstreamPool<B> {
     slot_wait: Duration,
     /// Woken when a connection goes idle or closes.
     freed: Arc<tokio::sync::Notify>,
+    /// Connections are served with upgrades (`upgradable`).
+    upgradable: bool,
 }
 
 /// A connection's place under `max_connections`, held for its lifetime;
@@ -423,6 +429,14 @@ where
                     .map_err(|e| connect(e.into()))?;
                 self.handshake_h1(io, slot).await?
             }
+            Dialer::H2c(c) => {
+                let io = c
+                    .clone()
+                    .oneshot(self.dial.clone())
+                    .await
+                    .map_err(|e| connect(e.into()))?;
+                self.handshake_h2(io, slot).await?
+            }
             Dialer::Tls(c) => {
                 let io = c
                     .clone()
@@ -430,23 +444,9 @@ where
                     .await
                     .map_err(connect)?;
                 if io.connected().is_negotiated_h2() {
-                    let (tx, conn) = http2::Builder::new(TokioExecutor::new())
-                        .timer(TokioTimer::new())
-                        .handshake(io)
-                        .await
-                        .map_err(|e| connect(e.into()))?;
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "upstream h2 connection ended with an error");
-                        }
-                        drop(slot);
-                    });
-                    let open = Arc::new(AtomicUsize::new(0));
-                    let stream = Stream::on(&open);
-                    let mut held = self.lock_held();
-                    held.alpn_h2 = Some(true);
-                    held.h2.push((Idle::new(tx.clone()), open));
-                    Conn::H2(tx, stream)
+                    let conn = self.handshake_h2(io, slot).await?;
+                    self.lock_held().alpn_h2 = Some(true);
+                    conn
                 } else {
                     self.lock_held().alpn_h2 = Some(false);
                     self.handshake_h1(io, slot).await?
@@ -459,6 +459,30 @@ where
         Ok(conn)
     }
 
+    /// An h2 connection, shared from now on.
+    async fn handshake_h2<T>(&self, io: T, slot: Slot) -> Result<Conn<B>, SendError>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream h2 connection ended with an error");
+            }
+            drop(slot);
+        });
+        let open = Arc::new(AtomicUsize::new(0));
+        let stream = Stream::on(&open);
+        self.lock_held().h2.push((Idle::new(tx.clone()), open));
+        Ok(Conn::H2(tx, stream))
+    }
+
+    /// An HTTP/1.1 connection. In an `upgradable` pool a 101 hands its
+    /// bytes to `hyper::upgrade::on` (the exchange never gives it back).
     async fn handshake_h1<T>(&self, io: T, slot: Slot) -> Result<Conn<B>, SendError>
     where
         T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -467,8 +491,14 @@ where
             .handshake(io)
             .await
             .map_err(|e| SendError::Connect(e.into()))?;
+        let upgradable = self.upgradable;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = if upgradable {
+                conn.with_upgrades().await
+            } else {
+                conn.await
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
             drop(slot);
@@ -563,7 +593,16 @@ impl<B> UpstreamPool<B> {
             max_connections,
             slot_wait,
             freed: Arc::new(tokio::sync::Notify::new()),
+            upgradable: false,
         }
+    }
+
+    /// For upgrades: its HTTP/1.1 connections can hand their bytes to
+    /// `hyper::upgrade::on` after a 101. (Only this pool's: watching for
+    /// an upgrade costs every exchange on a connection some instructions.)
+    pub fn upgradable(mut self) -> Self {
+        self.upgradable = true;
+        self
     }
 
     /// The `max_connections` this pool was built with.

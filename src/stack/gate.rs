@@ -21,6 +21,30 @@ pub trait Gate {
     fn admit<B: http_body::Body>(&self, call: &mut Inbound<B>) -> Result<(), ProxyError>;
 }
 
+/// Gates in a row are one gate: each admits in turn, the first refusal
+/// ends it. The stack runs its decisions this way, as one service, because
+/// each service level moves the whole request (`Inbound`, ~450 bytes) once
+/// more: six levels cost ~400 instructions per request (callgrind).
+macro_rules! gates_in_a_row {
+    ($($g:ident),+) => {
+        impl<$($g: Gate),+> Gate for ($($g,)+) {
+            #[inline]
+            fn admit<B: http_body::Body>(&self, call: &mut Inbound<B>) -> Result<(), ProxyError> {
+                #[allow(non_snake_case)]
+                let ($($g,)+) = self;
+                $($g.admit(call)?;)+
+                Ok(())
+            }
+        }
+    };
+}
+gates_in_a_row!(A, B2);
+gates_in_a_row!(A, B2, C);
+gates_in_a_row!(A, B2, C, D);
+gates_in_a_row!(A, B2, C, D, E);
+gates_in_a_row!(A, B2, C, D, E, F);
+gates_in_a_row!(A, B2, C, D, E, F, G);
+
 /// The service of a `Gate` in front of `inner`; also its layer.
 #[derive(Debug, Clone, Copy)]
 pub struct Gated<G, S> {
@@ -109,5 +133,30 @@ where
                 None => Poll::Pending,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::test_support::{fixture, request, READER};
+    use crate::stack::{Authenticate, CanonicalTarget, Route};
+
+    #[tokio::test]
+    async fn gates_in_a_row_run_in_order_and_stop_at_the_first_refusal() {
+        let f = fixture();
+        let row = (CanonicalTarget, Authenticate, Route);
+        let auth = [("authorization", READER)];
+        let mut call = f.inbound(request("GET", "/prometheus/api/v1/query", &auth));
+        row.admit(&mut call).unwrap();
+        assert!(call.ctx.caller.is_some() && call.ctx.route.is_some());
+        // Refused by the first: the others never ran.
+        let mut call = f.inbound(request("GET", "/prometheus%2Fapi", &auth));
+        assert_eq!(row.admit(&mut call).unwrap_err().status(), 400);
+        assert!(call.ctx.caller.is_none() && call.ctx.route.is_none());
+        // Refused by the second: the third never ran.
+        let mut call = f.inbound(request("GET", "/prometheus/api/v1/query", &[]));
+        assert_eq!(row.admit(&mut call).unwrap_err().status(), 401);
+        assert!(call.ctx.route.is_none());
     }
 }

@@ -84,19 +84,24 @@ where
         // /health, /ready, /metrics and the debug endpoints; the probe
         // reserve and the admin listener stop here.
         .layer(OwnEndpoints)
-        // The global max_in_flight: 503 at once, never a queue.
-        .layer(Gated::layer(Admission))
-        // The one spelling of the path that is routed, classified and
-        // forwarded (400), header limits (431), transfer codings (501),
-        // loops (508).
-        .layer(Gated::layer(CanonicalTarget))
-        // The tenant and client (401/403).
-        .layer(Gated::layer(Authenticate))
-        // The route and the tenant's target for it (404).
-        .layer(Gated::layer(Route))
-        // The client's access classes (403).
-        .layer(Gated::layer(Authorize))
-        // Client rate (429), declared body size (413), tenant slots (429).
-        .layer(Gated::layer(Limit))
+        // The decisions before forwarding, in this order (one service:
+        // see `gate.rs`):
+        .layer(Gated::layer((
+            // The global max_in_flight: 503 at once, never a queue.
+            Admission,
+            // The one spelling of the path that is routed, classified and
+            // forwarded (400), header limits (431), transfer codings
+            // (501), loops (508).
+            CanonicalTarget,
+            // The tenant and client (401/403).
+            Authenticate,
+            // The route and the tenant's target for it (404).
+            Route,
+            // The client's access classes (403).
+            Authorize,
+            // Client rate (429), declared body size (413), tenant slots
+            // (429).
+            Limit,
+        )))
         .service(innermost)
 }
