@@ -37,6 +37,11 @@ use tower::ServiceExt as _;
 
 use super::connect_deadline::Connector;
 
+mod failure;
+
+use failure::TryFailure;
+pub use failure::{SendError, SharedFailure};
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle HTTP/1.1 connections kept per pool; more are closed when they come
@@ -144,42 +149,6 @@ impl<T> Idle<T> {
     /// Idle for less than `idle_timeout` (open or not).
     fn recent(&self, idle_timeout: Duration) -> bool {
         self.since.elapsed() < idle_timeout
-    }
-}
-
-/// Why a pooled send failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error("connect: {0}")]
-    Connect(#[source] BoxError),
-    #[error(transparent)]
-    Request(hyper::Error),
-    /// Every one of `max_connections` stayed busy for the whole wait.
-    #[error("all {max} connections busy")]
-    Busy { max: usize },
-}
-
-impl SendError {
-    pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect(_))
-    }
-}
-
-/// One failed connect's error, given to every request that waited for it;
-/// its source is the error itself, so the error mapping and the log see
-/// the same cause each time.
-#[derive(Debug, Clone)]
-pub struct SharedFailure(Arc<BoxError>);
-
-impl std::fmt::Display for SharedFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for SharedFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&**self.0)
     }
 }
 
@@ -533,26 +502,6 @@ fn shared_h2<B>(held: &mut Held<B>, limit: usize) -> Option<(http2::SendRequest<
         .find(|(_, open)| open.load(Ordering::Relaxed) < limit)?;
     h2.since = Instant::now();
     Some((h2.tx.clone(), Stream::on(open)))
-}
-
-/// How a try on a connection failed.
-// The request rides in the error so it can go on another connection
-// without a copy; boxing it would allocate on the retry path for nothing.
-#[allow(clippy::large_enum_variant)]
-enum TryFailure<B> {
-    /// The connection never wrote the request: it can go on another.
-    Unsent(Request<B>, hyper::Error),
-    /// It was written (or partly): never resent.
-    Failed(hyper::Error),
-}
-
-impl<B> From<hyper::client::conn::TrySendError<Request<B>>> for TryFailure<B> {
-    fn from(mut e: hyper::client::conn::TrySendError<Request<B>>) -> Self {
-        match e.take_message() {
-            Some(unsent) => TryFailure::Unsent(unsent, e.into_error()),
-            None => TryFailure::Failed(e.into_error()),
-        }
-    }
 }
 
 impl<B> UpstreamPool<B> {
