@@ -15,6 +15,7 @@ use serde_yaml_ng::Value;
 
 use crate::config::Upstream;
 use crate::proxy::own_api::{ApiError, UpstreamApi};
+use crate::proxy::ClientSet;
 use crate::remote_write::selector::valid_label_name;
 use crate::rules_sync::group::PromDuration;
 
@@ -268,8 +269,12 @@ fn check_matchers(list: &[String], at: &str, p: &mut Vec<String>) {
 
 /// POST the body to the tenant's Alertmanager configuration API; `Ok`
 /// says what answered.
-pub async fn push(up: &Upstream, body: &MimirBody) -> Result<String, ApiError> {
-    let api = UpstreamApi::new(up, CONFIG_PATH);
+pub async fn push(
+    clients: &mut ClientSet,
+    up: &Upstream,
+    body: &MimirBody,
+) -> Result<String, ApiError> {
+    let api = UpstreamApi::new(clients, up, CONFIG_PATH);
     let url = api.url().to_string();
     // The body is built from strings and maps: it always serializes.
     let yaml = serde_yaml_ng::to_string(body).map_err(|e| ApiError::Failed {

@@ -40,9 +40,9 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let mut clients = ClientSet::new();
         let jobs = Controller::new(metrics.clone());
-        jobs.reconcile(config.remote_write.as_ref());
+        jobs.reconcile(config.remote_write.as_ref(), &mut clients);
         let rules = Syncer::new(metrics.clone());
-        rules.reconcile(config.rules_sync.as_ref());
+        rules.reconcile(config.rules_sync.as_ref(), &mut clients);
         let started_with = config.startup;
         let state = Arc::new(State::build(config.dynamic, &metrics, &mut clients, None));
         metrics.config_last_success.set(unix_now());
@@ -70,8 +70,10 @@ impl App {
                 "reload: these keys take effect at the next start only; the running values stay"
             );
         }
-        self.jobs.reconcile(config.remote_write.as_ref());
-        self.rules.reconcile(config.rules_sync.as_ref());
+        self.jobs
+            .reconcile(config.remote_write.as_ref(), &mut clients);
+        self.rules
+            .reconcile(config.rules_sync.as_ref(), &mut clients);
         let state = Arc::new(State::build(
             config.dynamic,
             &self.metrics,

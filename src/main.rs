@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use lgtm_proxy::{alertmanager_config, config, reload, rules_sync, server, telemetry, App};
+use lgtm_proxy::{alertmanager_config, config, proxy, reload, rules_sync, server, telemetry, App};
 
 const EX_CONFIG: u8 = 78;
 
@@ -200,7 +200,9 @@ fn alertmanager_push(
         );
         return ExitCode::SUCCESS;
     }
-    let pushed = match block_on(alertmanager_config::push(up, &body)) {
+    let pushed = match block_on(async {
+        alertmanager_config::push(&mut proxy::ClientSet::new(), up, &body).await
+    }) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -221,8 +223,10 @@ fn rules_sync(cfg: &config::Config, dry_run: bool) -> ExitCode {
         eprintln!("lgtm-proxy: the config has no [rules_sync] table");
         return ExitCode::from(EX_CONFIG);
     };
-    let active = rules_sync::syncer::Active::new(rs);
-    let reports = match block_on(rules_sync::syncer::pass(&active, dry_run)) {
+    let reports = match block_on(async {
+        let active = rules_sync::syncer::Active::new(rs, &mut proxy::ClientSet::new());
+        rules_sync::syncer::pass(&active, dry_run).await
+    }) {
         Ok(r) => r,
         Err(code) => return code,
     };

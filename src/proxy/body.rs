@@ -26,6 +26,22 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// an upstream's body streamed through.
 pub type Body = Either<Full<Bytes>, Metered<Incoming>>;
 
+/// What a response body holds of the pooled connection it came on.
+pub type Lease = Lent<OutBody>;
+
+/// Every request body the proxy sends upstream, so one pool type carries
+/// both forwarded requests and the proxy's own calls.
+// Not boxed: the large variant is the one every forwarded request takes,
+// and a box would be an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub enum OutBody {
+    /// A client's request body, streamed through and counted.
+    Forwarded(Metered<Incoming>),
+    /// A body the proxy wrote itself (rules, Alertmanager configuration,
+    /// remote-write batches; empty for queries).
+    Own(Full<Bytes>),
+}
+
 /// Why the proxy cut a body.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyCut {
@@ -70,9 +86,6 @@ pin_project! {
         }
     }
 }
-
-/// What a response body holds of the pooled connection it came on.
-pub type Lease = Lent<Metered<Incoming>>;
 
 impl<B> Metered<B> {
     pub fn new(
@@ -261,6 +274,38 @@ where
         }
         hint.set_lower(inner.lower() + ahead);
         hint
+    }
+}
+
+impl HttpBody for OutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // Both bodies are `Unpin`.
+        match self.get_mut() {
+            OutBody::Forwarded(b) => Pin::new(b).poll_frame(cx),
+            OutBody::Own(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            OutBody::Forwarded(b) => b.is_end_stream(),
+            OutBody::Own(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OutBody::Forwarded(b) => b.size_hint(),
+            OutBody::Own(b) => b.size_hint(),
+        }
     }
 }
 

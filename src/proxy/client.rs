@@ -5,14 +5,13 @@
 //! for http), upgrades (HTTP/1.1 only) and gRPC to http:// (h2c). Only a
 //! plain-HTTP upstream behind an egress proxy (absolute-form requests) goes
 //! through hyper-util's client. The proxy's own calls (remote-write,
-//! rules sync, Alertmanager) use `own_client`.
+//! rules sync, Alertmanager) take the same clients (`OwnClient`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::Uri;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -21,30 +20,18 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-use super::body::Metered;
+use super::body::OutBody;
 use super::connect_deadline::{ConnectDeadline, Connector};
 use super::egress::Egress;
 use super::pool::{Dialer, UpstreamPool};
 use crate::config::Upstream;
 
-/// The pool of forwarded requests (their bodies are `Metered<Incoming>`).
-pub type ProxyPool = UpstreamPool<Metered<Incoming>>;
+/// An upstream's pool: forwarded requests and the proxy's own calls.
+pub type ProxyPool = UpstreamPool<OutBody>;
 
-/// An outbound client: rustls + egress proxy, pooled, for body type `B`.
-pub type OwnClient<B> = Client<Connector, B>;
-pub type HttpClient = OwnClient<Metered<Incoming>>;
-
-/// A request body hyper-util's client can send.
-pub trait OutBody:
-    http_body::Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static
-{
-}
-impl<B> OutBody for B where
-    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static
-{
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// hyper-util's client (rustls + egress proxy, pooled), for plain-HTTP
+/// upstreams behind an egress proxy.
+pub type HttpClient = Client<Connector, OutBody>;
 
 /// How long an idle pooled connection is kept. Below the 120-350 s idle
 /// cut-offs of common cloud load balancers, so we close first.
@@ -99,6 +86,15 @@ pub struct ClientSet {
     pools: Vec<(PoolKey, Arc<ProxyPool>)>,
 }
 
+/// Where connections go, and what they need.
+pub(super) struct Dest<'a> {
+    pub scheme: &'a Scheme,
+    pub authority: &'a Authority,
+    pub ca: Option<&'a [CertificateDer<'static>]>,
+    pub connect_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// What makes two upstreams share a pool.
 #[derive(Clone, PartialEq, Eq)]
 struct PoolKey {
@@ -122,40 +118,50 @@ impl ClientSet {
     /// How an upstream is reached, built on first use and shared by every
     /// upstream with the same needs.
     pub fn client_for(&mut self, up: &Upstream) -> Clients {
-        let key = TransportKey {
-            ca: up.ca.as_ref().map(|ca| ca.certs.clone()),
+        self.clients(&Dest {
+            scheme: &up.scheme,
+            authority: &up.authority,
+            ca: up.ca.as_ref().map(|c| c.certs.as_slice()),
             connect_timeout: up.connect_timeout,
+            max_connections: up.max_connections,
+        })
+    }
+
+    /// The clients for `dest`, built on first use.
+    pub(super) fn clients(&mut self, dest: &Dest<'_>) -> Clients {
+        let key = TransportKey {
+            ca: dest.ca.map(<[_]>::to_vec),
+            connect_timeout: dest.connect_timeout,
         };
-        if up.scheme == Scheme::HTTP && self.intercepted(up) {
-            return self.proxied(key, up);
+        if *dest.scheme == Scheme::HTTP && self.intercepted(dest.authority) {
+            return self.proxied(key, dest);
         }
         Clients::Pooled {
-            pool: self.pool_for(&key, up, Protocol::Auto),
-            upgrades: self.pool_for(&key, up, Protocol::Http1),
-            h2c: (up.scheme == Scheme::HTTP).then(|| self.pool_for(&key, up, Protocol::H2c)),
+            pool: self.pool_for(&key, dest, Protocol::Auto),
+            upgrades: self.pool_for(&key, dest, Protocol::Http1),
+            h2c: (*dest.scheme == Scheme::HTTP).then(|| self.pool_for(&key, dest, Protocol::H2c)),
         }
     }
 
     /// An egress proxy takes this plain-HTTP upstream's requests.
-    fn intercepted(&self, up: &Upstream) -> bool {
+    fn intercepted(&self, authority: &Authority) -> bool {
         Uri::builder()
             .scheme(Scheme::HTTP)
-            .authority(up.authority.clone())
+            .authority(authority.clone())
             .path_and_query("/")
             .build()
             .is_ok_and(|dst| self.proxies.intercept(&dst).is_some())
     }
 
-    fn proxied(&mut self, key: TransportKey, up: &Upstream) -> Clients {
+    fn proxied(&mut self, key: TransportKey, dest: &Dest<'_>) -> Clients {
         if let Some((_, auto, h2c)) = self.built.iter().find(|(k, _, _)| *k == key) {
             return Clients::Proxied(Box::new(Proxied {
                 auto: auto.clone(),
                 h2c: h2c.clone(),
             }));
         }
-        let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
-        let auto = build(ca, up.connect_timeout, &self.proxies, Protocol::Auto);
-        let h2c = build(ca, up.connect_timeout, &self.proxies, Protocol::H2c);
+        let auto = build(dest.ca, dest.connect_timeout, &self.proxies, Protocol::Auto);
+        let h2c = build(dest.ca, dest.connect_timeout, &self.proxies, Protocol::H2c);
         self.built.push((key, auto.clone(), h2c.clone()));
         Clients::Proxied(Box::new(Proxied { auto, h2c }))
     }
@@ -163,39 +169,36 @@ impl ClientSet {
     fn pool_for(
         &mut self,
         transport: &TransportKey,
-        up: &Upstream,
+        dest: &Dest<'_>,
         protocol: Protocol,
     ) -> Arc<ProxyPool> {
         let key = PoolKey {
             transport: transport.clone(),
-            scheme: up.scheme.clone(),
-            authority: up.authority.clone(),
+            scheme: dest.scheme.clone(),
+            authority: dest.authority.clone(),
             protocol,
-            max_connections: up.max_connections,
+            max_connections: dest.max_connections,
         };
         if let Some((_, pool)) = self.pools.iter().find(|(k, _)| *k == key) {
             return pool.clone();
         }
-        let dialer = match (up.scheme == Scheme::HTTP, protocol) {
-            (true, Protocol::H2c) => Dialer::H2c(http_connector(up.connect_timeout)),
-            (true, _) => Dialer::Plain(http_connector(up.connect_timeout)),
-            (false, protocol) => {
-                let ca = up.ca.as_ref().map(|c| c.certs.as_slice());
-                Dialer::Tls(https_connector(
-                    ca,
-                    up.connect_timeout,
-                    &self.proxies,
-                    protocol,
-                ))
-            }
+        let dialer = match (*dest.scheme == Scheme::HTTP, protocol) {
+            (true, Protocol::H2c) => Dialer::H2c(http_connector(dest.connect_timeout)),
+            (true, _) => Dialer::Plain(http_connector(dest.connect_timeout)),
+            (false, protocol) => Dialer::Tls(https_connector(
+                dest.ca,
+                dest.connect_timeout,
+                &self.proxies,
+                protocol,
+            )),
         };
         let pool = ProxyPool::new(
             dialer,
-            up.scheme.clone(),
-            &up.authority,
+            dest.scheme.clone(),
+            dest.authority,
             POOL_IDLE_TIMEOUT,
-            up.max_connections,
-            up.connect_timeout,
+            dest.max_connections,
+            dest.connect_timeout,
         );
         let pool = Arc::new(match protocol {
             Protocol::Http1 => pool.upgradable(),
@@ -218,6 +221,18 @@ impl ClientSet {
     }
 }
 
+#[cfg(test)]
+impl ClientSet {
+    /// No egress proxy, whatever the environment says.
+    pub(super) fn direct() -> Self {
+        ClientSet {
+            proxies: Arc::new(Matcher::builder().build()),
+            built: Vec::new(),
+            pools: Vec::new(),
+        }
+    }
+}
+
 impl Default for ClientSet {
     fn default() -> Self {
         Self::new()
@@ -231,20 +246,6 @@ pub(super) enum Protocol {
     H2c,
 }
 
-/// A client for the proxy's own requests (remote-write jobs): same TLS,
-/// egress and pool settings as the forwarding clients, any body type.
-pub fn own_client<B: OutBody>(
-    ca: Option<&[CertificateDer<'static>]>,
-    connect_timeout: Duration,
-) -> OwnClient<B> {
-    build(
-        ca,
-        connect_timeout,
-        &Arc::new(Matcher::from_env()),
-        Protocol::Auto,
-    )
-}
-
 /// TCP as every upstream connection gets it: resolved off the runtime,
 /// `connect_timeout`, no Nagle delay, TCP keepalive.
 fn http_connector(connect_timeout: Duration) -> HttpConnector {
@@ -255,12 +256,12 @@ fn http_connector(connect_timeout: Duration) -> HttpConnector {
     http
 }
 
-fn build<B: OutBody>(
+fn build(
     ca: Option<&[CertificateDer<'static>]>,
     connect_timeout: Duration,
     proxies: &Arc<Matcher>,
     protocol: Protocol,
-) -> OwnClient<B> {
+) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -334,12 +335,7 @@ mod tests {
             .build()
             .unwrap();
         let _guard = rt.enter();
-        // No egress proxy, whatever this machine's environment says.
-        let mut set = ClientSet {
-            proxies: Arc::new(Matcher::builder().build()),
-            built: Vec::new(),
-            pools: Vec::new(),
-        };
+        let mut set = ClientSet::direct();
         let a = set.client_for(&upstream("http://mimir.monitoring:8080"));
         let b = set.client_for(&upstream("http://mimir.monitoring:8080/base"));
         let c = set.client_for(&upstream("http://other.monitoring:8080"));

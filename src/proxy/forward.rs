@@ -16,14 +16,13 @@ use http_body::Body as _;
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use super::body::{Body, Metered};
-use super::client::ProxyPool;
-use super::client::{Clients, HttpClient};
+use super::body::{Body, Metered, OutBody};
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers;
 use super::pool::SendError;
 use super::target::Target;
 use super::upgrade;
+use super::via::{Need, SendFailed, Via};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::telemetry::metrics::method_index;
 
@@ -104,13 +103,14 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
     if let Some((protocol, _)) = &upgrade {
         upgrade::restore(&mut parts.headers, protocol.clone());
     }
-    let via = match (&target.clients, upgrade.is_some(), h2c) {
-        (Clients::Pooled { upgrades, .. }, true, _) => Via::Pool(upgrades),
-        (Clients::Pooled { h2c: Some(h2c), .. }, false, true) => Via::Pool(h2c),
-        (Clients::Pooled { pool, .. }, _, _) => Via::Pool(pool),
-        (Clients::Proxied(clients), false, true) => Via::Client(&clients.h2c),
-        (Clients::Proxied(clients), _, _) => Via::Client(&clients.auto),
-    };
+    let via = Via::of(
+        &target.clients,
+        match (upgrade.is_some(), h2c) {
+            (true, _) => Need::Upgrade,
+            (false, true) => Need::H2c,
+            (false, false) => Need::Any,
+        },
+    );
     // The pool takes the target in origin-form (it adds scheme and
     // authority for h2); the clients take an absolute URI and pick the
     // connection by it.
@@ -143,27 +143,12 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
     if body.is_end_stream() {
         exchange.request_has_no_body();
     }
-    let outbound = Request::from_parts(parts, body);
+    let outbound = Request::from_parts(parts, OutBody::Forwarded(body));
 
     // Boxed: the send future (the larger of the pool's and the client's) is
     // moved once instead of three times into the timeout and this future's
     // state (callgrind: 50.8k -> 50.3k instructions per W1 request).
-    let sent = tokio::time::timeout(
-        target.timeout,
-        Box::pin(async {
-            match via {
-                Via::Pool(pool) => match pool.send(outbound).await {
-                    Ok((res, lease)) => Ok((res, Some(lease))),
-                    Err(e) => Err(SendFailed::Pool(e)),
-                },
-                Via::Client(client) => match client.request(outbound).await {
-                    Ok(res) => Ok((res, None)),
-                    Err(e) => Err(SendFailed::Client(e)),
-                },
-            }
-        }),
-    )
-    .await;
+    let sent = tokio::time::timeout(target.timeout, Box::pin(via.send(outbound))).await;
     // The innermost error's text, for the log (connect, TLS, DNS and tunnel
     // errors name hosts and reasons, never header values).
     let cause = match &sent {
@@ -262,35 +247,6 @@ pub async fn forward(routed: Routed, mut req: Request<Incoming>) -> Result<Respo
                 request_id,
                 body_read,
             })
-        }
-    }
-}
-
-/// Where a request goes: a hyper-util client, or the upstream's pool.
-#[derive(Clone, Copy)]
-enum Via<'a> {
-    Client(&'a HttpClient),
-    Pool(&'a Arc<ProxyPool>),
-}
-
-/// A failed send, from either path.
-enum SendFailed {
-    Client(hyper_util::client::legacy::Error),
-    Pool(SendError),
-}
-
-impl SendFailed {
-    fn is_connect(&self) -> bool {
-        match self {
-            SendFailed::Client(e) => e.is_connect(),
-            SendFailed::Pool(e) => e.is_connect(),
-        }
-    }
-
-    fn as_error(&self) -> &(dyn StdError + 'static) {
-        match self {
-            SendFailed::Client(e) => e,
-            SendFailed::Pool(e) => e,
         }
     }
 }

@@ -10,18 +10,21 @@ mod forward;
 pub mod headers;
 mod meter;
 pub mod own_api;
+mod own_client;
 mod pool;
 mod request_id;
 mod target;
 #[cfg(test)]
 mod test_bodies;
 mod upgrade;
+mod via;
 
-pub use body::{Body, Metered};
-pub use client::{own_client, ClientSet, Clients, HttpClient, OwnClient};
+pub use body::{Body, Metered, OutBody};
+pub use client::{ClientSet, Clients};
 pub use egress::Egress;
 pub use exchange::Exchange;
 pub use forward::{forward, root_cause, Failed, Routed};
+pub use own_client::{OwnBody, OwnCallError, OwnClient};
 pub use pool::UpstreamPool;
 pub use request_id::RequestIds;
 pub use target::{basic_auth, Target};

@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::target::identity_headers;
-use super::{own_client, root_cause, OwnClient};
+use super::{root_cause, ClientSet, OwnClient};
 use crate::config::Upstream;
 use crate::tenant::X_SCOPE_ORGID;
 
@@ -65,7 +65,7 @@ impl ApiError {
 }
 
 pub struct UpstreamApi {
-    client: OwnClient<Full<Bytes>>,
+    client: OwnClient,
     /// `<upstream URL><path>`: shown in messages, never holds a secret.
     base: String,
     headers: HeaderMap,
@@ -73,8 +73,9 @@ pub struct UpstreamApi {
 }
 
 impl UpstreamApi {
-    /// The API at `path` under the upstream's URL.
-    pub fn new(up: &Upstream, path: &str) -> Self {
+    /// The API at `path` under the upstream's URL, called on the
+    /// upstream's own pools.
+    pub fn new(clients: &mut ClientSet, up: &Upstream, path: &str) -> Self {
         let mut headers = HeaderMap::new();
         let (authorization, org_id) = identity_headers(up);
         if let Some(v) = authorization {
@@ -88,10 +89,7 @@ impl UpstreamApi {
             HeaderValue::from_static(concat!("lgtm-proxy/", env!("CARGO_PKG_VERSION"))),
         );
         UpstreamApi {
-            client: own_client(
-                up.ca.as_ref().map(|c| c.certs.as_slice()),
-                up.connect_timeout,
-            ),
+            client: OwnClient::to_upstream(clients, up),
             base: format!("{}{path}", up.url()),
             headers,
             timeout: up.timeout,

@@ -17,6 +17,7 @@ use super::deliver::{backoff, DeliveryOutcome, Pusher, Queue, QUEUE_CAP};
 use super::series::{enrich, export_grouping_labels, Merged, Series};
 use super::source::Sources;
 use super::spec::{BasicAuth, Job, RemoteWrite};
+use crate::proxy::ClientSet;
 use crate::telemetry::{unix_now, Metrics};
 
 /// A query never waits longer than this, nor longer than half the job's
@@ -72,7 +73,7 @@ impl Controller {
 
     /// Bring the running jobs in line with `rw`. Outside a tokio runtime
     /// (an `App` built for a unit test) nothing is started.
-    pub fn reconcile(&self, rw: Option<&RemoteWrite>) {
+    pub fn reconcile(&self, rw: Option<&RemoteWrite>, clients: &mut ClientSet) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
@@ -88,6 +89,7 @@ impl Controller {
                 rw.sources.clone(),
                 rw.source_auth.as_ref(),
                 self.metrics.clone(),
+                clients,
             ));
             if let Some(old) = inner.checker.take() {
                 old.abort();
@@ -107,7 +109,7 @@ impl Controller {
                     if let Some(old) = old {
                         old.task.abort();
                     }
-                    if let Some(r) = self.spawn(job.clone()) {
+                    if let Some(r) = self.spawn(job.clone(), clients) {
                         next.insert(k, r);
                     }
                 }
@@ -120,8 +122,8 @@ impl Controller {
         inner.jobs = next;
     }
 
-    fn spawn(&self, job: Job) -> Option<Running> {
-        let pusher = match Pusher::new(&job.target) {
+    fn spawn(&self, job: Job, clients: &mut ClientSet) -> Option<Running> {
+        let pusher = match Pusher::new(&job.target, clients) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(job = %job.key(), error = %e, "remote-write job not started");

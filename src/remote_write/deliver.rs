@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use super::encode::{exposition_text, remote_write_body, REMOTE_WRITE_HEADERS, TEXT_CONTENT_TYPE};
 use super::series::Series;
 use super::spec::{Delivery, TargetKind};
-use crate::proxy::{basic_auth, own_client, root_cause, OwnClient};
+use crate::proxy::{basic_auth, root_cause, ClientSet, OwnClient};
 
 /// Series per remote-write request (Prometheus' own default is 2000).
 pub const MAX_BATCH: usize = 2000;
@@ -118,7 +118,7 @@ impl DeliveryOutcome {
 
 /// Sends batches to one target; headers computed once, at job start.
 pub struct Pusher {
-    client: OwnClient<Full<Bytes>>,
+    client: OwnClient,
     uri: Uri,
     method: Method,
     headers: HeaderMap,
@@ -137,8 +137,10 @@ pub enum PusherError {
 }
 
 impl Pusher {
-    pub fn new(d: &Delivery) -> Result<Self, PusherError> {
+    pub fn new(d: &Delivery, clients: &mut ClientSet) -> Result<Self, PusherError> {
         let uri: Uri = d.url.parse().map_err(|_| PusherError::Url)?;
+        let client = OwnClient::at(clients, &uri, d.ca.as_deref(), d.connect_timeout)
+            .ok_or(PusherError::Url)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &d.headers {
             let bad = || PusherError::Header(k.clone());
@@ -165,7 +167,7 @@ impl Pusher {
             );
         }
         Ok(Pusher {
-            client: own_client(d.ca.as_deref(), d.connect_timeout),
+            client,
             uri,
             method: if d.kind.is_remote_write() {
                 Method::POST

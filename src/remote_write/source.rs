@@ -6,16 +6,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use serde::Deserialize;
 
 use super::series::Labels;
 use super::spec::BasicAuth;
 use crate::proxy::own_api::percent_encode;
-use crate::proxy::{own_client, root_cause, OwnClient};
+use crate::proxy::{root_cause, ClientSet, OwnBody, OwnClient};
 use crate::telemetry::{unix_now, Metrics};
 
 /// Time between rounds of health checks.
@@ -28,7 +27,8 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024 * 1024;
 pub struct Sources {
     urls: Vec<String>,
     auth: Option<HeaderValue>,
-    client: OwnClient<Empty<Bytes>>,
+    /// Each source's client; `None` for a URL that cannot be called.
+    clients: Vec<Option<OwnClient>>,
     health: Mutex<Vec<Health>>,
     /// Becomes true when the first round of checks has ended.
     first_round: tokio::sync::watch::Sender<bool>,
@@ -52,12 +52,24 @@ pub struct Sampled {
 }
 
 impl Sources {
-    pub fn new(urls: Vec<String>, auth: Option<&BasicAuth>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        urls: Vec<String>,
+        auth: Option<&BasicAuth>,
+        metrics: Arc<Metrics>,
+        clients: &mut ClientSet,
+    ) -> Self {
         let n = urls.len();
+        let clients = urls
+            .iter()
+            .map(|u| {
+                let uri = u.parse::<Uri>().ok()?;
+                OwnClient::at(clients, &uri, None, CONNECT_TIMEOUT)
+            })
+            .collect();
         Sources {
             urls,
             auth: auth.map(|a| crate::proxy::basic_auth(&a.username, &a.password)),
-            client: own_client(None, CONNECT_TIMEOUT),
+            clients,
             health: Mutex::new(vec![Health::default(); n]),
             first_round: tokio::sync::watch::Sender::new(false),
             metrics,
@@ -109,7 +121,7 @@ impl Sources {
 
     async fn check(&self, i: usize) -> Result<(), SourceError> {
         let url = format!("{}/-/healthy", self.urls[i]);
-        let res = tokio::time::timeout(HEALTH_TIMEOUT, self.get(&url))
+        let res = tokio::time::timeout(HEALTH_TIMEOUT, self.get(i, &url))
             .await
             .map_err(|_| SourceError::Timeout(HEALTH_TIMEOUT))??;
         if res.status() == StatusCode::OK {
@@ -119,17 +131,24 @@ impl Sources {
         }
     }
 
-    async fn get(&self, url: &str) -> Result<http::Response<hyper::body::Incoming>, SourceError> {
+    /// GET `url` on source `i`'s client.
+    async fn get(&self, i: usize, url: &str) -> Result<http::Response<OwnBody>, SourceError> {
+        let Some(client) = &self.clients[i] else {
+            return Err(SourceError::Unreachable(format!(
+                "{}: not an http:// or https:// URL",
+                self.urls[i]
+            )));
+        };
         let uri = url
             .parse::<Uri>()
             .map_err(|e| SourceError::Unreachable(e.to_string()))?;
         let mut req = Request::get(uri)
-            .body(Empty::<Bytes>::new())
+            .body(Full::default())
             .expect("a parsed URI makes a request");
         if let Some(a) = &self.auth {
             req.headers_mut().insert(AUTHORIZATION, a.clone());
         }
-        self.client
+        client
             .request(req)
             .await
             .map_err(|e| SourceError::Unreachable(root_cause(&e)))
@@ -148,7 +167,7 @@ impl Sources {
             percent_encode(selector)
         );
         let work = async {
-            let res = self.get(&url).await?;
+            let res = self.get(i, &url).await?;
             let status = res.status();
             let body = Limited::new(res.into_body(), MAX_QUERY_BYTES)
                 .collect()

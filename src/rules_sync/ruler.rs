@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 use super::group::Group;
 use crate::config::Upstream;
 use crate::proxy::own_api::{percent_encode, ApiError, UpstreamApi};
+use crate::proxy::ClientSet;
 
 /// The ruler API under the upstream's URL.
 pub const RULES_PATH: &str = "/api/prom/config/v1/rules";
@@ -27,9 +28,9 @@ pub struct Ruler {
 }
 
 impl Ruler {
-    pub fn new(up: &Upstream) -> Self {
+    pub fn new(clients: &mut ClientSet, up: &Upstream) -> Self {
         Ruler {
-            api: UpstreamApi::new(up, RULES_PATH),
+            api: UpstreamApi::new(clients, up, RULES_PATH),
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::load::RulesSync;
 use super::plan::{plan, Action, Guard};
 use super::ruler::Ruler;
+use crate::proxy::ClientSet;
 use crate::telemetry::{unix_now, Metrics};
 
 /// A config's rules sync with its rulers' clients, built once per config.
@@ -25,9 +26,13 @@ pub struct Active {
 }
 
 impl Active {
-    pub fn new(rs: &RulesSync) -> Arc<Self> {
+    pub fn new(rs: &RulesSync, clients: &mut ClientSet) -> Arc<Self> {
         Arc::new(Active {
-            rulers: rs.rulers.iter().map(|r| Ruler::new(&r.upstream)).collect(),
+            rulers: rs
+                .rulers
+                .iter()
+                .map(|r| Ruler::new(clients, &r.upstream))
+                .collect(),
             rs: rs.clone(),
         })
     }
@@ -167,7 +172,7 @@ impl Syncer {
     }
 
     /// Take a new config's rules sync (or none): a pass starts at once.
-    pub fn reconcile(&self, rs: Option<&RulesSync>) {
+    pub fn reconcile(&self, rs: Option<&RulesSync>, clients: &mut ClientSet) {
         let m = &self.metrics.rules_sync;
         m.invalid_files
             .set(rs.map_or(0, |r| r.problems.len()) as i64);
@@ -207,7 +212,7 @@ impl Syncer {
                 s.groups = r.group_count();
             }
         }
-        self.tx.send_replace(Some(Active::new(rs)));
+        self.tx.send_replace(Some(Active::new(rs, clients)));
         if tokio::runtime::Handle::try_current().is_ok()
             && !self.started.swap(true, Ordering::SeqCst)
         {
