@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod invariants;
+pub mod kubernetes_auth;
 pub mod preface;
 pub mod proxy;
 pub mod reload;

@@ -70,7 +70,14 @@ impl Identity {
         if let Some(o) = &self.org {
             headers.insert(X_SCOPE_ORGID.clone(), o.clone());
         }
-        match state.resolver.resolve(&headers, self.peer_cn.as_deref()) {
+        let account = state
+            .verifier
+            .as_ref()
+            .and_then(|v| v.account_now(&headers));
+        match state
+            .resolver
+            .resolve_with(&headers, self.peer_cn.as_deref(), account.as_ref())
+        {
             Ok((t, client)) => {
                 state.tenants[t].name == self.tenant
                     && client.map(|c| &c.name) == self.client.as_ref()

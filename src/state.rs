@@ -6,10 +6,33 @@
 use std::sync::Arc;
 
 use crate::config::{DynamicConfig, DEFAULT_TENANT};
+use crate::kubernetes_auth::keys::Verifier;
+use crate::kubernetes_auth::spec::{KeySource, KubernetesAuth};
 use crate::proxy::{ClientSet, Target};
 use crate::routes::RouteTable;
 use crate::telemetry::Metrics;
 use crate::tenant::{token_hash, ClientEntry, ClientRate, InFlight, Resolver};
+
+/// The previous state's verifier, when the new config keeps its issuer,
+/// audiences and key source (a `jwks_file`'s new keys are taken over, and
+/// its cache cleared, when they changed).
+fn carried_verifier(previous: Option<&Arc<Verifier>>, k: &KubernetesAuth) -> Option<Arc<Verifier>> {
+    let v = previous?;
+    let was = v.config();
+    if was.issuer != k.issuer || was.audiences != k.audiences {
+        return None;
+    }
+    match (&was.keys, &k.keys) {
+        (KeySource::File { path: a, .. }, KeySource::File { path: b, jwks }) if a == b => {
+            v.take_file_keys(jwks);
+            Some(v.clone())
+        }
+        (a @ KeySource::Discovery { .. }, b @ KeySource::Discovery { .. }) if a == b => {
+            Some(v.clone())
+        }
+        _ => None,
+    }
+}
 
 pub struct State {
     /// What a reload may change; the start-only keys are not here.
@@ -22,6 +45,9 @@ pub struct State {
     pub via: http::HeaderValue,
     /// The global `max_in_flight` slots.
     pub in_flight: Option<Arc<InFlight>>,
+    /// ServiceAccount token verification (`[kubernetes_auth]`), carried
+    /// across reloads that keep its issuer, audiences and key source kind.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 pub struct TenantState {
@@ -89,14 +115,17 @@ impl State {
                     let before = previous.and_then(|p| p.resolver.client_rate(&t.name, &c.name));
                     ClientRate::carried(before, r)
                 });
-                entries.push(ClientEntry::new(
-                    c.token.as_ref().map(|t| token_hash(t.expose().as_bytes())),
-                    c.cert_cn.as_deref(),
-                    i + 1,
-                    &c.name,
-                    c.access,
-                    rate,
-                ));
+                entries.push(
+                    ClientEntry::new(
+                        c.token.as_ref().map(|t| token_hash(t.expose().as_bytes())),
+                        c.cert_cn.as_deref(),
+                        i + 1,
+                        &c.name,
+                        c.access,
+                        rate,
+                    )
+                    .with_account(c.service_account.clone()),
+                );
             }
             let before = previous.and_then(|p| p.tenants.iter().find(|b| *b.name == *t.name));
             tenants.push(TenantState {
@@ -114,6 +143,13 @@ impl State {
             .max_in_flight
             .map(|m| InFlight::carried(previous.and_then(|p| p.in_flight.as_ref()), m));
         let resolver = Resolver::new(names, entries, config.require_client_auth);
+        let verifier = config.kubernetes_auth.as_ref().map(|k| {
+            carried_verifier(previous.and_then(|p| p.verifier.as_ref()), k)
+                .unwrap_or_else(|| Verifier::start(k.clone(), metrics.jwks_last_refresh.clone()))
+        });
+        if verifier.is_none() {
+            metrics.jwks_last_refresh.set(0.0);
+        }
         // via_name was validated as a token, so this never falls back.
         let via = http::HeaderValue::from_str(&format!("1.1 {}", config.via_name))
             .unwrap_or_else(|_| http::HeaderValue::from_static("1.1 lgtm-proxy"));
@@ -124,6 +160,7 @@ impl State {
             tenants,
             via,
             in_flight,
+            verifier,
         }
     }
 

@@ -31,7 +31,7 @@ pub use parts::{
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_TENANT, DEFAULT_TIMEOUT, DEFAULT_UPGRADE_IDLE_TIMEOUT,
     DEFAULT_UPSTREAM_MAX_CONNECTIONS, DEFAULT_VIA_NAME, DEFAULT_WATCH_INTERVAL,
 };
-pub use raw::{RawClient, RawConfig, RawRoute, RawTenant, RawUpstream};
+pub use raw::{RawClient, RawConfig, RawKubernetesAuth, RawRoute, RawTenant, RawUpstream};
 pub use render::{config_warnings, render_effective};
 pub use secret::{Secret, REDACTED};
 pub use tls::{subject_cn, RawTls, ServerTls};

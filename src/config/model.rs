@@ -129,4 +129,6 @@ pub struct DynamicConfig {
     pub remote_write: Option<crate::remote_write::RemoteWrite>,
     /// Rule files synced to each tenant's ruler (`[rules_sync]`).
     pub rules_sync: Option<crate::rules_sync::RulesSync>,
+    /// ServiceAccount tokens as client credentials (`[kubernetes_auth]`).
+    pub kubernetes_auth: Option<crate::kubernetes_auth::spec::KubernetesAuth>,
 }

@@ -34,6 +34,8 @@ pub struct Client {
     pub rate: Option<f64>,
     /// mTLS: a client certificate with this subject CN is this client.
     pub cert_cn: Option<String>,
+    /// A verified ServiceAccount token naming this account is this client.
+    pub service_account: Option<crate::kubernetes_auth::spec::AccountPattern>,
 }
 
 #[derive(Debug, Clone)]

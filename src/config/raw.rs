@@ -42,6 +42,26 @@ pub struct RawConfig {
     pub tls: Option<super::RawTls>,
     pub remote_write: Option<crate::remote_write::RawRemoteWrite>,
     pub rules_sync: Option<crate::rules_sync::RawRulesSync>,
+    /// ServiceAccount tokens as client credentials.
+    pub kubernetes_auth: Option<RawKubernetesAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetesAuth {
+    /// The cluster's service-account-issuer (the tokens' `iss`).
+    pub issuer: Option<String>,
+    /// A token's `aud` must name one of these.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The signing keys from this file instead of OIDC discovery.
+    pub jwks_file: Option<PathBuf>,
+    /// Discovery: the CA that signs the issuer's certificate (default: the
+    /// pod's `ca.crt`, when mounted).
+    pub ca_file: Option<PathBuf>,
+    /// Discovery: the bearer token sent to the issuer (default: the pod's
+    /// own ServiceAccount token, when mounted).
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +95,9 @@ pub struct RawClient {
     /// mTLS: the subject CN of this client's certificate (needs
     /// `tls.client_ca_file`); instead of or beside `token_file`.
     pub cert_cn: Option<String>,
+    /// The ServiceAccount whose tokens are this client (`namespace/name`,
+    /// or `namespace/*`; needs `[kubernetes_auth]`).
+    pub service_account: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

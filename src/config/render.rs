@@ -32,6 +32,16 @@ struct Effective<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_write: Option<EffectiveRemoteWrite<'a>>,
     rules_sync: Option<EffectiveRulesSync<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_auth: Option<EffectiveKubernetesAuth<'a>>,
+}
+
+#[derive(Serialize)]
+struct EffectiveKubernetesAuth<'a> {
+    issuer: &'a str,
+    audiences: &'a [String],
+    /// `discovery`, or the JWKS file's path.
+    keys: String,
 }
 
 #[derive(Serialize)]
@@ -108,6 +118,8 @@ struct EffectiveClient<'a> {
     token_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cert_cn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_account: Option<String>,
     access: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate: Option<f64>,
@@ -232,11 +244,19 @@ pub fn render_effective(c: &Config) -> String {
                         clients: t
                             .clients
                             .iter()
-                            .filter(|cl| cl.token_file.is_some() || cl.cert_cn.is_some())
+                            .filter(|cl| {
+                                cl.token_file.is_some()
+                                    || cl.cert_cn.is_some()
+                                    || cl.service_account.is_some()
+                            })
                             .map(|cl| EffectiveClient {
                                 name: &cl.name,
                                 token_file: cl.token_file.as_ref().map(|p| p.display().to_string()),
                                 cert_cn: cl.cert_cn.as_deref(),
+                                service_account: cl
+                                    .service_account
+                                    .as_ref()
+                                    .map(ToString::to_string),
                                 access: cl.access.classes().map(|a| a.as_str()).collect(),
                                 rate: cl.rate,
                             })
@@ -291,6 +311,18 @@ pub fn render_effective(c: &Config) -> String {
                         .collect(),
                 })
                 .collect(),
+        }),
+        kubernetes_auth: c.kubernetes_auth.as_ref().map(|k| EffectiveKubernetesAuth {
+            issuer: &k.issuer,
+            audiences: &k.audiences,
+            keys: match &k.keys {
+                crate::kubernetes_auth::spec::KeySource::File { path, .. } => {
+                    path.display().to_string()
+                }
+                crate::kubernetes_auth::spec::KeySource::Discovery { .. } => {
+                    "discovery".to_string()
+                }
+            },
         }),
     };
     toml::to_string(&eff).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))

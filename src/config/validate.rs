@@ -2,6 +2,7 @@
 //! Token files are read here, at load time, before the runtime starts.
 //! Each section has its own module; this one puts them together.
 
+mod kubernetes_auth;
 mod problems;
 mod routes;
 mod tenants;
@@ -152,6 +153,8 @@ fn validate_with(
     let any_clients = tenants
         .values()
         .any(|t| !t.clients.is_empty() || t.client_tokens_file.is_some());
+    let kubernetes_auth =
+        kubernetes_auth::kubernetes_auth(&mut p, raw.kubernetes_auth.as_ref(), &tenants);
     let require_client_auth = raw.require_client_auth.unwrap_or(any_clients);
     if require_client_auth && !any_clients {
         p.add(
@@ -242,6 +245,7 @@ fn validate_with(
                     max_in_flight,
                     remote_write,
                     rules_sync,
+                    kubernetes_auth,
                 },
             },
             warnings,

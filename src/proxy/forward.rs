@@ -17,6 +17,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{Body, Metered, OutBody};
+use super::cause::root_cause;
 use super::exchange::{BodyEnd, Direction, Exchange};
 use super::headers;
 use super::pool::SendError;
@@ -256,21 +257,6 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// The innermost source of an error, looking inside `io::Error`s too.
-pub fn root_cause(err: &(dyn StdError + 'static)) -> String {
-    let mut last: &(dyn StdError + 'static) = err;
-    loop {
-        let next = last
-            .downcast_ref::<io::Error>()
-            .and_then(|e| e.get_ref().map(|inner| inner as &(dyn StdError + 'static)))
-            .or_else(|| last.source());
-        match next {
-            Some(n) => last = n,
-            None => return last.to_string(),
-        }
-    }
 }
 
 /// Map a client error to the contract's kinds by walking its sources,

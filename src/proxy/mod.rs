@@ -2,6 +2,7 @@
 //! hyper-util clients, header rules, and the streaming body wrapper.
 
 mod body;
+mod cause;
 mod client;
 mod connect_deadline;
 mod egress;
@@ -20,10 +21,11 @@ mod upgrade;
 mod via;
 
 pub use body::{Body, Metered, OutBody};
+pub use cause::root_cause;
 pub use client::{ClientSet, Clients};
 pub use egress::Egress;
 pub use exchange::Exchange;
-pub use forward::{forward, root_cause, Failed, Routed};
+pub use forward::{forward, Failed, Routed};
 pub use own_client::{OwnBody, OwnCallError, OwnClient};
 pub use pool::UpstreamPool;
 pub use request_id::RequestIds;

@@ -21,7 +21,7 @@ impl Gate for Authenticate {
         let (tenant_idx, client) = ctx
             .state
             .resolver
-            .resolve(req.headers(), peer_cn)
+            .resolve_with(req.headers(), peer_cn, ctx.account.as_ref())
             .map_err(ProxyError::Auth)?;
         if client.is_some() || tenant_idx != 0 {
             let tenant = &ctx.state.tenants[tenant_idx].name;

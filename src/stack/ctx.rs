@@ -68,6 +68,7 @@ impl<B> Inbound<B> {
             method: method_label(req.method()),
             admitted: None,
             canonical_path: None,
+            account: None,
             caller: None,
             session: None,
             route: None,
@@ -103,6 +104,8 @@ pub struct Ctx {
     /// `CanonicalTarget`: set when the canonical path differs from the
     /// request's (see `Inbound::path`).
     pub canonical_path: Option<String>,
+    /// `ServiceAccountToken`: the account a verified bearer JWT names.
+    pub account: Option<crate::kubernetes_auth::spec::ServiceAccount>,
     /// `Authenticate`.
     pub caller: Option<Caller>,
     /// `Authenticate`: for an upgrade by a revocable identity (boxed: rare,

@@ -17,6 +17,7 @@ mod own_endpoints;
 mod record;
 mod rescue;
 mod route;
+mod service_account;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use own_endpoints::OwnEndpoints;
 pub use record::Record;
 pub use rescue::Rescue;
 pub use route::Route;
+pub use service_account::ServiceAccountToken;
 
 /// The service for one connection's requests.
 pub fn inbound(
@@ -84,8 +86,8 @@ where
         // /health, /ready, /metrics and the debug endpoints; the probe
         // reserve and the admin listener stop here.
         .layer(OwnEndpoints)
-        // The decisions before forwarding, in this order (one service:
-        // see `gate.rs`):
+        // The decisions before forwarding, in this order (gates in a row
+        // are one service: see `gate.rs`):
         .layer(Gated::layer((
             // The global max_in_flight: 503 at once, never a queue.
             Admission,
@@ -93,6 +95,11 @@ where
             // forwarded (400), header limits (431), transfer codings
             // (501), loops (508).
             CanonicalTarget,
+        )))
+        // A ServiceAccount token (a JWT) verified, or looked up when it
+        // was before: the account it names, for `Authenticate`.
+        .layer(ServiceAccountToken)
+        .layer(Gated::layer((
             // The tenant and client (401/403).
             Authenticate,
             // The route and the tenant's target for it (404).

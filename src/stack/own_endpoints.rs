@@ -150,11 +150,22 @@ fn ready<B>(req: &http::Request<B>, ctx: &Ctx) -> Response<Body> {
             (t.name.to_string(), serde_json::json!(ups))
         })
         .collect();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": word,
         "require_client_auth": state.config.require_client_auth,
         "tenants": tenants,
     });
+    // ServiceAccount token keys: whether JWT clients can be verified (the
+    // proxy is ready either way: static-token clients are served).
+    if let Some(v) = &state.verifier {
+        let k = v.status();
+        body["kubernetes_auth"] = serde_json::json!({
+            "issuer": v.config().issuer,
+            "keys": k.keys,
+            "last_refresh": k.last_refresh,
+            "last_error": k.last_error,
+        });
+    }
     json_response(status, Bytes::from(body.to_string())).map(Body::Left)
 }
 

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub config_last_success: Gauge,
+    /// Unix time the ServiceAccount token keys were last loaded (0: never).
+    pub jwks_last_refresh: Gauge,
     pub credentials_age: GaugeVec,
     pub upgraded_sessions: IntGauge,
     pub remote_write: super::remote_write::RemoteWriteMetrics,
@@ -103,6 +105,11 @@ impl Metrics {
             "Unix time of the last config load that succeeded.",
         )
         .expect("static metric definition");
+        let jwks_last_refresh = Gauge::new(
+            "lgtm_proxy_jwks_last_refresh_timestamp_seconds",
+            "Unix time the keys that verify Kubernetes ServiceAccount tokens were last loaded (0: never).",
+        )
+        .expect("static metric definition");
         let credentials_age = GaugeVec::new(
             Opts::new(
                 "lgtm_proxy_credentials_age_seconds",
@@ -143,6 +150,7 @@ impl Metrics {
             Box::new(auth_failures.clone()),
             Box::new(config_reloads.clone()),
             Box::new(config_last_success.clone()),
+            Box::new(jwks_last_refresh.clone()),
             Box::new(credentials_age.clone()),
             Box::new(upgraded_sessions.clone()),
             Box::new(build_info),
@@ -168,6 +176,7 @@ impl Metrics {
             auth_failures,
             config_reloads,
             config_last_success,
+            jwks_last_refresh,
             credentials_age,
             upgraded_sessions,
             remote_write,

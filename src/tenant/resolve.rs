@@ -15,6 +15,7 @@ use http::HeaderMap;
 use super::credentials::presented_token_hash;
 use super::limits::ClientRate;
 use crate::access::AccessSet;
+use crate::kubernetes_auth::spec::{AccountPattern, ServiceAccount};
 
 /// The tenant header: which tenant a request acts for (Mimir, Loki and
 /// Tempo read it as the org id).
@@ -30,6 +31,8 @@ pub struct ClientEntry {
     pub access: AccessSet,
     /// The client's buckets when it has a `rate` (carried across reloads).
     pub rate: Option<Arc<ClientRate>>,
+    /// The ServiceAccount(s) whose verified tokens are this client.
+    account: Option<AccountPattern>,
     /// Its place in the resolver (`Resolver::client`), set by `Resolver::new`.
     index: usize,
 }
@@ -50,8 +53,15 @@ impl ClientEntry {
             name: name.into(),
             access,
             rate,
+            account: None,
             index: 0,
         }
+    }
+
+    /// This client is also (or only) the ServiceAccount(s) `account`.
+    pub fn with_account(mut self, account: Option<AccountPattern>) -> Self {
+        self.account = account;
+        self
     }
 
     /// Its index for `Resolver::client`.
@@ -90,6 +100,9 @@ pub struct Resolver {
     clients: Vec<ClientEntry>,
     /// Client index by token digest (tokens are unique: config checks it).
     by_digest: HashMap<Digest, usize, BuildHasherDefault<DigestHasher>>,
+    /// Client index by ServiceAccount, then by namespace (`ns/*`).
+    by_account: HashMap<ServiceAccount, usize>,
+    by_namespace: HashMap<Arc<str>, usize>,
     require_auth: bool,
 }
 
@@ -103,10 +116,25 @@ impl Resolver {
             .enumerate()
             .filter_map(|(i, c)| Some((Digest(c.hash?), i)))
             .collect();
+        let mut by_account = HashMap::new();
+        let mut by_namespace = HashMap::new();
+        for (i, c) in clients.iter().enumerate() {
+            match &c.account {
+                Some(AccountPattern::One(sa)) => {
+                    by_account.insert(sa.clone(), i);
+                }
+                Some(AccountPattern::Namespace(ns)) => {
+                    by_namespace.insert(ns.clone(), i);
+                }
+                None => {}
+            }
+        }
         Resolver {
             names,
             clients,
             by_digest,
+            by_account,
+            by_namespace,
             require_auth,
         }
     }
@@ -138,17 +166,34 @@ impl Resolver {
         headers: &HeaderMap,
         peer_cn: Option<&str>,
     ) -> Result<(usize, Option<&ClientEntry>), AuthError> {
+        self.resolve_with(headers, peer_cn, None)
+    }
+
+    /// `resolve`, with the ServiceAccount a verified bearer JWT named
+    /// (`ServiceAccountToken`): that token selects the client whose
+    /// `service_account` is that account, else the one of its namespace.
+    pub fn resolve_with(
+        &self,
+        headers: &HeaderMap,
+        peer_cn: Option<&str>,
+        account: Option<&ServiceAccount>,
+    ) -> Result<(usize, Option<&ClientEntry>), AuthError> {
         if !self.has_tenants() && !self.require_auth {
             return Ok((0, None));
         }
         let org = headers.get(&X_SCOPE_ORGID).map(|v| v.as_bytes());
-        let token = presented_token_hash(headers);
-        let presented = token.is_some() || peer_cn.is_some();
+        // A verified JWT is never compared as a static token.
+        let token = match account {
+            Some(_) => None,
+            None => presented_token_hash(headers),
+        };
+        let presented = account.is_some() || token.is_some() || peer_cn.is_some();
         match presented {
             true => {
-                let client = match token {
-                    Some(hash) => self.find(&hash),
-                    None => peer_cn.and_then(|cn| {
+                let client = match (account, token) {
+                    (Some(sa), _) => self.find_account(sa),
+                    (None, Some(hash)) => self.find(&hash),
+                    (None, None) => peer_cn.and_then(|cn| {
                         self.clients
                             .iter()
                             .find(|c| c.cert_cn.as_deref() == Some(cn))
@@ -176,6 +221,14 @@ impl Resolver {
                 .map(|i| (i, None))
                 .ok_or(AuthError::UnknownTenant),
         }
+    }
+
+    /// The client of ServiceAccount `sa`: its own, else its namespace's.
+    fn find_account(&self, sa: &ServiceAccount) -> Option<&ClientEntry> {
+        self.by_account
+            .get(sa)
+            .or_else(|| self.by_namespace.get(&sa.namespace))
+            .map(|&i| &self.clients[i])
     }
 
     /// The client whose token has this SHA-256 digest: one map lookup,

@@ -4,7 +4,9 @@
 
 pub mod alertmanager;
 pub mod client;
+pub mod jwt;
 pub mod mimir;
+pub mod oidc;
 pub mod prometheus;
 pub mod proxy;
 pub mod pushgateway;

@@ -169,6 +169,7 @@ pub(super) fn clients(p: &mut Problems, key: &str, t: &RawTenant) -> Vec<Client>
                         access: AccessSet::ALL,
                         rate: None,
                         cert_cn: None,
+                        service_account: None,
                     });
                 }
                 if out.len() == before {
@@ -199,11 +200,11 @@ pub(super) fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Clien
                 .map_err(|m| p.client_credentials(format!("{key}.token_file"), m))
                 .ok()
         }
-        None if c.cert_cn.is_some() => None,
+        None if c.cert_cn.is_some() || c.service_account.is_some() => None,
         None => {
             p.add(
                 format!("{key}.token_file"),
-                "required (or cert_cn for an mTLS client)",
+                "required (or cert_cn for an mTLS client, or service_account)",
             );
             None
         }
@@ -211,6 +212,16 @@ pub(super) fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Clien
     if c.cert_cn.as_deref().is_some_and(str::is_empty) {
         p.add(format!("{key}.cert_cn"), "must not be empty");
     }
+    let service_account = c.service_account.as_deref().and_then(|s| {
+        let pattern = crate::kubernetes_auth::spec::AccountPattern::parse(s);
+        if pattern.is_none() {
+            p.add(
+                format!("{key}.service_account"),
+                format!("{s:?} is not namespace/name or namespace/* (Kubernetes names)"),
+            );
+        }
+        pattern
+    });
     let access = match &c.access {
         None => AccessSet::ALL,
         Some(list) if list.is_empty() => {
@@ -249,6 +260,7 @@ pub(super) fn client(p: &mut Problems, key: &str, c: &RawClient) -> Option<Clien
         access,
         rate: c.rate,
         cert_cn: c.cert_cn.clone(),
+        service_account,
     })
 }
 
@@ -264,6 +276,12 @@ pub(super) fn duplicate_tokens(p: &mut Problems, tenants: &BTreeMap<String, Tena
                 p.add(
                     format!("tenants.{tb}.clients.{}", b.name),
                     format!("same token as tenants.{ta}.clients.{}", a.name),
+                );
+            }
+            if a.service_account.is_some() && a.service_account == b.service_account {
+                p.add(
+                    format!("tenants.{tb}.clients.{}.service_account", b.name),
+                    format!("same service_account as tenants.{ta}.clients.{}", a.name),
                 );
             }
             if a.cert_cn.is_some() && a.cert_cn == b.cert_cn {
