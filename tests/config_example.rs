@@ -52,13 +52,18 @@ fn every_commented_key_is_accepted() {
         .filter(|l| !l.starts_with("ca_file"))
         .collect::<Vec<_>>()
         .join("\n");
-    let uncommented = proxy::with_local_secrets(&uncommented, dir.path()).replace(
-        "/etc/lgtm-proxy/metricaccess",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/metricaccess/seed000"
-        ),
-    );
+    let uncommented = proxy::with_local_secrets(&uncommented, dir.path())
+        .replace(
+            "/etc/lgtm-proxy/metricaccess",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/metricaccess/seed000"
+            ),
+        )
+        .replace(
+            "/etc/lgtm-proxy/jwks.json",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/jwks.json"),
+        );
     let path = dir.path().join("all.toml");
     std::fs::write(&path, &uncommented).unwrap();
     let out = proxy::command(&[("LGTM_TOKEN", "glc_example")])
