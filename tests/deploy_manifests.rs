@@ -490,15 +490,24 @@ fn file_problems(docs: &[Value], pod: &Value, container: &Value, secrets: &[Valu
         if let Some(n) = at(volume, "secret.secretName").as_str() {
             sources.push(("secret", n));
         }
+        let mut keys = Vec::new();
         for s in seq(volume, "projected.sources") {
             for kind in ["configMap", "secret"] {
                 if let Some(n) = at(s, &format!("{kind}.name")).as_str() {
                     sources.push((kind, n));
                 }
             }
+            // kubelet's own token file.
+            if let Some(path) = at(s, "serviceAccountToken.path").as_str() {
+                keys.push(path.to_string());
+            }
         }
-        let mut keys = Vec::new();
         for (kind, source) in sources {
+            // Kubernetes publishes the cluster CA in every namespace.
+            if (kind, source) == ("configMap", "kube-root-ca.crt") {
+                keys.push("ca.crt".to_string());
+                continue;
+            }
             match keys_of(kind, source) {
                 Some(k) => keys.extend(k),
                 None => problems.push(format!(
@@ -737,4 +746,32 @@ fn broken_manifests_are_named() {
     docs[i]["apiVersion"] = "autoscaling/v9".into();
     let e = kubernetes_validate(&docs).unwrap_err();
     assert!(e.contains("HorizontalPodAutoscaler"), "{e}");
+}
+
+/// The zero-secret client example (an Alloy Deployment with a projected
+/// token for the audience lgtm-proxy) validates, and its ServiceAccount
+/// and audience are the ones the overlay's config accepts.
+#[test]
+fn the_zero_secret_client_example_validates_and_matches_the_overlay() {
+    let example = secret_examples("overlays/multi-tenant/alloy-client.example.yaml");
+    if let Err(e) = kubernetes_validate(&example) {
+        panic!("alloy-client.example.yaml: {e}");
+    }
+    let deployment = kinds(&example, "Deployment").next().unwrap();
+    let sa = str_at(deployment, "spec.template.spec.serviceAccountName");
+    let ns = str_at(deployment, "metadata.namespace");
+    let audience = seq(deployment, "spec.template.spec.volumes")
+        .iter()
+        .flat_map(|v| seq(v, "projected.sources"))
+        .find_map(|s| at(s, "serviceAccountToken.audience").as_str())
+        .expect("a projected token");
+    let toml = std::fs::read_to_string(
+        Path::new(ROOT).join("deploy/kustomize/overlays/multi-tenant/lgtm-proxy.toml"),
+    )
+    .unwrap();
+    assert!(toml.contains(&format!("service_account = \"{ns}/{sa}\"")), "{ns}/{sa}");
+    assert!(toml.contains(&format!("audiences = [\"{audience}\"]")), "{audience}");
+    let docs = render("overlays/multi-tenant");
+    assert!(kinds(&docs, "ClusterRoleBinding")
+        .any(|b| str_at(b, "roleRef.name") == "system:service-account-issuer-discovery"));
 }
