@@ -140,5 +140,52 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+#[path = "../tests/common/jwt.rs"]
+mod jwt;
+
+/// ServiceAccount token resolution: a token seen before (its digest and a
+/// cache lookup: every request after its first) and a new one (signature
+/// and claims, once per token and key).
+fn service_account_tokens(c: &mut Criterion) {
+    use lgtm_proxy::kubernetes_auth::jwks::Jwks;
+    use lgtm_proxy::kubernetes_auth::spec::{KeySource, KubernetesAuth};
+    use lgtm_proxy::kubernetes_auth::Verifier;
+
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let (rsa, ec) = (jwt::Signer::rsa("a", jwt::RSA_A), jwt::Signer::ec("e"));
+    let jwks = Jwks::parse(jwt::jwks(&[&rsa, &ec]).as_bytes()).unwrap();
+    let verifier = Verifier::new(
+        KubernetesAuth {
+            issuer: issuer.to_string(),
+            audiences: vec!["lgtm-proxy".to_string()],
+            keys: KeySource::File {
+                path: "/dev/null".into(),
+                jwks,
+            },
+        },
+        prometheus::Gauge::new("g", "g").unwrap(),
+    );
+    let claims = jwt::claims(issuer, "lgtm-proxy", "monitoring", "alloy");
+    let rs256 = rsa.sign(&claims);
+    let es256 = ec.sign(&claims);
+    c.bench_function("jwt/uncached_rs256", |b| {
+        b.iter(|| verifier.verify_now(black_box(&rs256)).unwrap())
+    });
+    c.bench_function("jwt/uncached_es256", |b| {
+        b.iter(|| verifier.verify_now(black_box(&es256)).unwrap())
+    });
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(verifier.verify(&rs256, token_hash(rs256.as_bytes())))
+        .unwrap();
+    c.bench_function("jwt/cached", |b| {
+        b.iter(|| {
+            let digest = token_hash(black_box(rs256.as_bytes()));
+            verifier.cached(&digest).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench, service_account_tokens);
 criterion_main!(benches);

@@ -769,8 +769,14 @@ fn the_zero_secret_client_example_validates_and_matches_the_overlay() {
         Path::new(ROOT).join("deploy/kustomize/overlays/multi-tenant/lgtm-proxy.toml"),
     )
     .unwrap();
-    assert!(toml.contains(&format!("service_account = \"{ns}/{sa}\"")), "{ns}/{sa}");
-    assert!(toml.contains(&format!("audiences = [\"{audience}\"]")), "{audience}");
+    assert!(
+        toml.contains(&format!("service_account = \"{ns}/{sa}\"")),
+        "{ns}/{sa}"
+    );
+    assert!(
+        toml.contains(&format!("audiences = [\"{audience}\"]")),
+        "{audience}"
+    );
     let docs = render("overlays/multi-tenant");
     assert!(kinds(&docs, "ClusterRoleBinding")
         .any(|b| str_at(b, "roleRef.name") == "system:service-account-issuer-discovery"));

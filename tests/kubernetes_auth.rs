@@ -411,3 +411,49 @@ fn config_errors_name_the_field() {
         assert!(err.contains(want), "{toml}\n-> {err}");
     }
 }
+
+/// A real Prometheus agent remote-writes with `authorization:
+/// {credentials_file}` holding a signed ServiceAccount token, as it would
+/// with kubelet's projected file, and lands in stage with stage's
+/// credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_agent_with_a_service_account_token_lands_in_its_tenant() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let ec = Signer::ec("ec-1");
+    let issuer = Issuer::start(jwks(&[&ec])).await;
+    let f = Files::new();
+    let (proxy, _cfg) = ProxyProc::start_with_file(&config(&up, &f, &discovery(&issuer, &f)), &[]);
+    let token = ec.sign(&claims(&issuer.url, "lgtm-proxy", "monitoring", "alloy"));
+    let token_file = f.file("projected-token", &token);
+    let yml = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{{PORT}}']\nremote_write:\n  - url: {}\n    authorization:\n      credentials_file: {token_file}\n    queue_config:\n      batch_send_deadline: 1s\n",
+        proxy.url("/api/prom/push")
+    );
+    let _agent = common::prometheus::Prometheus::start(&["--enable-feature=agent"], &yml, false);
+    eventually("the agent's samples reach stage's upstream", || async {
+        up.requests().iter().any(|r| {
+            r.method == "POST"
+                && r.headers
+                    .get("user-agent")
+                    .is_some_and(|u| u.to_str().unwrap_or("").starts_with("Prometheus/"))
+                && r.headers
+                    .get("content-encoding")
+                    .is_some_and(|e| e == "snappy")
+        })
+    })
+    .await;
+    for r in up.requests().iter().filter(|r| r.method == "POST") {
+        assert_eq!(
+            r.headers["authorization"],
+            basic("111", "stage-upstream-token")
+        );
+        assert_eq!(r.headers["x-scope-orgid"], "111");
+    }
+    let (_, _, metrics) = get(&proxy.url("/metrics")).await;
+    let text = String::from_utf8_lossy(&metrics);
+    assert_eq!(
+        sample(&text, &["lgtm_proxy_auth_failures_total"]).unwrap_or(0.0),
+        0.0,
+        "the agent's requests were all accepted"
+    );
+}
