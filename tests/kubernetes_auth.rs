@@ -221,8 +221,22 @@ async fn service_account_tokens_select_their_client_and_forgeries_reach_nothing(
         200
     );
     assert_eq!(up.last().headers["x-scope-orgid"], "111");
+    // A kid or issuer the client made up reaches the log bounded.
+    let long = "k".repeat(4000);
+    let mut c = good.clone();
+    c["iss"] = json!("i".repeat(4000));
+    for token in [
+        rsa.sign_with_header(&json!({"alg": "RS256", "kid": long}), &good),
+        rsa.sign(&c),
+    ] {
+        assert_eq!(send(push(&proxy, &bearer(&token))).await.0, 401);
+    }
     // No token ever appears in the logs.
     let logs = proxy.logs();
+    assert!(
+        !logs.contains(&"k".repeat(65)) && !logs.contains(&"i".repeat(65)),
+        "an unbounded claim was logged"
+    );
     assert!(!logs.contains(&alloy[..60]), "a token was logged");
     assert!(logs.contains("ServiceAccount token refused"), "{logs}");
 }

@@ -20,6 +20,7 @@ use super::cache::Cache;
 use super::jwks::Jwks;
 use super::spec::{KeySource, KubernetesAuth, ServiceAccount};
 use super::verify::{kid_of, verify, Expect, JwtError, Verified};
+use crate::config::read_secret_file;
 use crate::proxy::{root_cause, ClientSet, OwnClient};
 use crate::telemetry::unix_now;
 
@@ -171,9 +172,11 @@ impl Verifier {
         if let Ok(v) = &result {
             self.cache.insert(digest, v.clone(), unix_now() as i64);
         } else if let Err(e) = &result {
+            // The kid is the client's text: at most 64 characters of it.
+            let kid = kid_of(token).unwrap_or_default();
             tracing::info!(
                 error = %e,
-                kid = kid_of(token).as_deref().unwrap_or("-"),
+                kid = kid.get(..64).unwrap_or(&kid),
                 "ServiceAccount token refused"
             );
         }
@@ -250,12 +253,17 @@ impl Verifier {
         let KeySource::Discovery { ca, token_file } = &self.config.keys else {
             return Err("no discovery for a jwks_file".into());
         };
-        let bearer = token_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+        // kubelet rewrites the token file: read it at each fetch, off the
+        // runtime and bounded like every secret file.
+        let token = match token_file.clone() {
+            Some(path) => tokio::task::spawn_blocking(move || read_secret_file(&path).ok())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let bearer = token
+            .and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose().trim())).ok())
             .map(|mut v| {
                 v.set_sensitive(true);
                 v

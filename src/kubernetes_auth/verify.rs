@@ -22,15 +22,17 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub enum JwtError {
     #[error("not a JWT")]
     Malformed,
-    #[error("alg {0:?} is not accepted")]
+    #[error("alg {:?} is not accepted", .0.get(..16).unwrap_or(.0))]
     Alg(String),
-    #[error("no key with kid {0:?} in the JWKS")]
+    /// (The kid is logged apart, bounded.)
+    #[error("no key with the token's kid in the JWKS")]
     UnknownKid(String),
-    #[error("alg {token} does not match the key's {key}")]
+    #[error("alg {:?} does not match the key's {key}", .token.get(..16).unwrap_or(.token))]
     AlgMismatch { token: String, key: &'static str },
     #[error("signature does not verify")]
     Signature,
-    #[error("issuer {0:?} is not the configured issuer")]
+    /// (The token's issuer is not repeated: it is the client's text.)
+    #[error("issuer is not the configured issuer")]
     Issuer(String),
     #[error("audience is not one of the configured audiences")]
     Audience,

@@ -221,6 +221,21 @@ impl ClientSet {
     }
 }
 
+/// The prometheus upstream of a config with `url` (user 1, token t).
+#[cfg(test)]
+pub(super) fn test_upstream(url: &str) -> Upstream {
+    let cfg = crate::config::load_from(
+        None,
+        [
+            ("LGTM_PROMETHEUS_URL".to_string(), url.to_string()),
+            ("LGTM_PROMETHEUS_USER".to_string(), "1".to_string()),
+            ("LGTM_TOKEN".to_string(), "t".to_string()),
+        ],
+    )
+    .unwrap();
+    cfg.upstreams["prometheus"].clone()
+}
+
 #[cfg(test)]
 impl ClientSet {
     /// No egress proxy, whatever the environment says.
@@ -313,20 +328,6 @@ pub(super) fn https_connector(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_from;
-
-    fn upstream(url: &str) -> Upstream {
-        let cfg = load_from(
-            None,
-            [
-                ("LGTM_PROMETHEUS_URL".to_string(), url.to_string()),
-                ("LGTM_PROMETHEUS_USER".to_string(), "1".to_string()),
-                ("LGTM_TOKEN".to_string(), "t".to_string()),
-            ],
-        )
-        .unwrap();
-        cfg.upstreams["prometheus"].clone()
-    }
 
     #[test]
     fn upstreams_share_a_pool_per_scheme_and_authority_and_unused_pools_go() {
@@ -336,12 +337,12 @@ mod tests {
             .unwrap();
         let _guard = rt.enter();
         let mut set = ClientSet::direct();
-        let a = set.client_for(&upstream("http://mimir.monitoring:8080"));
-        let b = set.client_for(&upstream("http://mimir.monitoring:8080/base"));
-        let c = set.client_for(&upstream("http://other.monitoring:8080"));
-        let https = set.client_for(&upstream("https://prometheus.grafana.net"));
-        let https_too = set.client_for(&upstream("https://prometheus.grafana.net/base"));
-        let https_port = set.client_for(&upstream("http://prometheus.grafana.net:443"));
+        let a = set.client_for(&test_upstream("http://mimir.monitoring:8080"));
+        let b = set.client_for(&test_upstream("http://mimir.monitoring:8080/base"));
+        let c = set.client_for(&test_upstream("http://other.monitoring:8080"));
+        let https = set.client_for(&test_upstream("https://prometheus.grafana.net"));
+        let https_too = set.client_for(&test_upstream("https://prometheus.grafana.net/base"));
+        let https_port = set.client_for(&test_upstream("http://prometheus.grafana.net:443"));
         let pool = |c: &Clients| match c {
             Clients::Pooled { pool, .. } => pool.clone(),
             Clients::Proxied(_) => panic!("no egress proxy here"),

@@ -155,7 +155,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::config::load_from;
+    use crate::proxy::client::test_upstream as configured;
 
     /// A keep-alive upstream answering with the Host and target it got;
     /// counts the connections it accepted.
@@ -182,19 +182,6 @@ mod tests {
             }
         });
         (addr, accepted)
-    }
-
-    fn configured(url: &str) -> Upstream {
-        let cfg = load_from(
-            None,
-            [
-                ("LGTM_PROMETHEUS_URL".to_string(), url.to_string()),
-                ("LGTM_PROMETHEUS_USER".to_string(), "1".to_string()),
-                ("LGTM_TOKEN".to_string(), "t".to_string()),
-            ],
-        )
-        .unwrap();
-        cfg.upstreams["prometheus"].clone()
     }
 
     fn post(url: &str) -> Request<Full<Bytes>> {

@@ -15,6 +15,10 @@ use http::Response;
 use tower::{Layer, Service};
 
 use super::ctx::{Inbound, Refusal};
+use std::sync::Arc;
+
+use crate::kubernetes_auth::keys::Verifier;
+use crate::kubernetes_auth::spec::ServiceAccount;
 use crate::kubernetes_auth::verify::bearer_jwt;
 use crate::proxy::Body;
 use crate::tenant::token_hash;
@@ -58,6 +62,16 @@ where
     }
 }
 
+/// What the request's bearer token is to the verifier.
+enum Seen {
+    /// No verifier, or no bearer JWT.
+    NoToken,
+    /// Verified before: its account.
+    Cached(ServiceAccount),
+    /// Not seen (or expired): to verify.
+    New(Arc<Verifier>, String, [u8; 32]),
+}
+
 impl<S, B> Service<Inbound<B>> for ServiceAccountTokenService<S>
 where
     S: Service<Inbound<B>, Response = Response<Body>, Error = Refusal> + Clone + Send + 'static,
@@ -74,29 +88,35 @@ where
 
     #[inline]
     fn call(&mut self, mut call: Inbound<B>) -> Self::Future {
-        let found = match &call.ctx.state.verifier {
-            Some(verifier) => bearer_jwt(call.req.headers()).map(|t| {
-                let digest = token_hash(t.as_bytes());
-                (
-                    verifier.cached(&digest),
-                    digest,
-                    t.to_owned(),
-                    verifier.clone(),
-                )
-            }),
-            None => None,
+        // Nothing is copied for a token seen before: the digest, one
+        // lookup, on.
+        let seen = match &call.ctx.state.verifier {
+            None => Seen::NoToken,
+            Some(verifier) => match bearer_jwt(call.req.headers()) {
+                None => Seen::NoToken,
+                Some(token) => {
+                    let digest = token_hash(token.as_bytes());
+                    match verifier.cached(&digest) {
+                        Some(v) => Seen::Cached(v.account),
+                        None => Seen::New(verifier.clone(), token.to_owned(), digest),
+                    }
+                }
+            },
         };
-        let Some((cached, digest, token, verifier)) = found else {
-            return Verifying::Next {
-                next: self.inner.call(call),
-            };
+        let (verifier, token, digest) = match seen {
+            Seen::NoToken => {
+                return Verifying::Next {
+                    next: self.inner.call(call),
+                }
+            }
+            Seen::Cached(account) => {
+                call.ctx.account = Some(account);
+                return Verifying::Next {
+                    next: self.inner.call(call),
+                };
+            }
+            Seen::New(verifier, token, digest) => (verifier, token, digest),
         };
-        if let Some(v) = cached {
-            call.ctx.account = Some(v.account);
-            return Verifying::Next {
-                next: self.inner.call(call),
-            };
-        }
         // The inner service that was made ready goes with the future; a
         // clone stays for the next request (tower's pattern).
         let clone = self.inner.clone();

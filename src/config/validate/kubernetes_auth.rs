@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{RawKubernetesAuth, Tenant};
+use crate::config::{read_small_file, RawKubernetesAuth, Tenant};
 use crate::kubernetes_auth::jwks::Jwks;
 use crate::kubernetes_auth::spec::{KeySource, KubernetesAuth, POD_SA_DIR};
 
@@ -47,8 +47,9 @@ pub(super) fn kubernetes_auth(
     let keys = match &raw.jwks_file {
         Some(path) => {
             p.watch(path);
-            match std::fs::read(path) {
-                Ok(bytes) => match Jwks::parse(&bytes) {
+            // Bounded like every secret file.
+            match read_small_file(path) {
+                Ok(text) => match Jwks::parse(text.as_bytes()) {
                     Ok(jwks) => Some(KeySource::File {
                         path: path.clone(),
                         jwks,
@@ -62,10 +63,7 @@ pub(super) fn kubernetes_auth(
                     }
                 },
                 Err(e) => {
-                    p.add(
-                        "kubernetes_auth.jwks_file",
-                        format!("{}: {e}", path.display()),
-                    );
+                    p.add("kubernetes_auth.jwks_file", e);
                     None
                 }
             }
