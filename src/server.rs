@@ -17,13 +17,15 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+mod connection;
+
+use connection::{refuse, Connection};
+
 use crate::app::App;
 use crate::config::{subject_cn, Config, DynamicConfig};
-use crate::preface::read_preface;
 use crate::proxy::headers::ClientAddr;
-use crate::revocation::{revoked, Seen};
 use crate::stack::{inbound, Conn, ProbesOnly, MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
-use crate::tenant::{InFlight, InFlightGuard};
+use crate::tenant::InFlight;
 
 /// hyper's HTTP/1 read buffer cap. Request headers beyond it get hyper's own
 /// 431; between 64 KiB and this, `App` answers 431 itself.
@@ -302,93 +304,6 @@ async fn accept_until(
                 // EMFILE/ENFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed; backing off");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// One accepted connection, plain or after its TLS handshake.
-struct Connection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
-    app: Arc<App>,
-    /// The client's address, and whether it came over TLS.
-    peer: ClientAddr,
-    /// How long the client may take over its TLS handshake, and then over
-    /// the bytes that tell HTTP/1.1 from h2 (`header_read_timeout`).
-    first_bytes_timeout: Duration,
-    /// Admitted to the probe reserve: /health, /ready and /metrics only.
-    probes_only: Option<ProbesOnly>,
-    /// The connection's `max_connections` slot, freed when it closes.
-    _slot: Option<InFlightGuard>,
-}
-
-/// Beyond `max_connections` on a plaintext listener: a short 503 and
-/// close, instead of an unbounded backlog. (A TLS listener closes without
-/// an answer: a handshake costs what the limit is there to save.)
-async fn refuse(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    const BODY: &str =
-        r#"{"error":"overloaded: max_connections reached","status":503,"limit":"max_connections"}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        stream.write_all(response.as_bytes()),
-    )
-    .await;
-    let _ = stream.shutdown().await;
-}
-
-impl Connection {
-    /// `chain`: the client's verified certificate chain, when it sent one.
-    async fn serve<I>(
-        self,
-        io: I,
-        peer_cn: Option<Arc<str>>,
-        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-    ) where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let client = self.peer;
-        let peer = client.addr;
-        let io = match tokio::time::timeout(self.first_bytes_timeout, read_preface(io)).await {
-            Ok(Ok(Some(io))) => io,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection failed before its first request");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "no request within header_read_timeout; closing");
-                return;
-            }
-        };
-        let seen = Arc::new(Seen::with_chain(chain));
-        let states = self.app.subscribe();
-        let stack = inbound(Arc::new(Conn {
-            app: self.app,
-            peer: Arc::new(client),
-            peer_cn,
-            seen: seen.clone(),
-            probes_only: self.probes_only,
-        }));
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(stack))
-            .into_owned();
-        tokio::select! {
-            served = self.watcher.watch(conn) => {
-                if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            }
-            // A reload revoked an identity this connection was used with:
-            // dropping the connection closes it, streams and all.
-            _ = revoked(states, move |s| seen.all_hold(s)) => {
-                tracing::info!(%peer, "connection closed: a reload revoked its client credentials");
             }
         }
     }

@@ -256,5 +256,4 @@ fn validate_with(
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

@@ -22,25 +22,26 @@
 //! ready) is sent again on another connection; a request that was written
 //! is never resent.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::HOST;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tower::ServiceExt as _;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::connect_deadline::Connector;
 
+mod dial;
 mod failure;
+mod held;
 
 use failure::TryFailure;
 pub use failure::{SendError, SharedFailure};
+use held::{shared_h2, Conn, Got, Held, Idle, Slot, Stream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -101,78 +102,6 @@ pub struct UpstreamPool<B> {
     upgradable: bool,
 }
 
-/// A connection's place under `max_connections`, held for its lifetime;
-/// letting go wakes the requests waiting for one.
-struct Slot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    freed: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.freed.notify_waiters();
-    }
-}
-
-/// What a request waiting under the cap got.
-enum Got<B> {
-    Conn(Conn<B>),
-    Slot(Slot),
-}
-
-struct Held<B> {
-    /// Idle HTTP/1.1 connections, most recently returned last.
-    idle: Vec<Idle<http1::SendRequest<B>>>,
-    /// The shared h2 connections, each with when a request last took it
-    /// and its open streams; a new one is opened when every one carries
-    /// `h2_streams`.
-    h2: Vec<(Idle<http2::SendRequest<B>>, Arc<AtomicUsize>)>,
-    /// What ALPN picked on this pool's last new TLS connection: h2
-    /// (`Some(true)`), http/1.1, or not known yet.
-    alpn_h2: Option<bool>,
-}
-
-/// A connection and since when it has been idle.
-struct Idle<T> {
-    tx: T,
-    since: Instant,
-}
-
-impl<T> Idle<T> {
-    fn new(tx: T) -> Self {
-        Idle {
-            tx,
-            since: Instant::now(),
-        }
-    }
-
-    /// Idle for less than `idle_timeout` (open or not).
-    fn recent(&self, idle_timeout: Duration) -> bool {
-        self.since.elapsed() < idle_timeout
-    }
-}
-
-/// One stream on a shared h2 connection, counted in the connection's open
-/// streams until it drops.
-struct Stream(Arc<AtomicUsize>);
-
-impl Stream {
-    fn on(open: &Arc<AtomicUsize>) -> Stream {
-        open.fetch_add(1, Ordering::Relaxed);
-        Stream(open.clone())
-    }
-
-    fn is_on(&self, open: &Arc<AtomicUsize>) -> bool {
-        Arc::ptr_eq(&self.0, open)
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// What one exchange holds of its connection until it is over (`Exchange`
 /// gives it back): an HTTP/1.1 connection lent whole, or a stream on a
 /// shared h2 one.
@@ -204,12 +133,6 @@ impl<B> Lent<B> {
     fn is_h2(&self) -> bool {
         matches!(self.0, Holds::H2(_))
     }
-}
-
-/// A connection to send on.
-enum Conn<B> {
-    H1(http1::SendRequest<B>),
-    H2(http2::SendRequest<B>, Stream),
 }
 
 /// The answer, and what of the connection to give back once the exchange
@@ -345,136 +268,6 @@ where
         self.lock_held().h2.retain(|(_, open)| !stream.is_on(open));
     }
 
-    /// A new connection. Unless the upstream is known to pick http/1.1, TLS
-    /// connects go one at a time: when it picks h2, one connect serves
-    /// every request waiting for it, and when it fails, every request that
-    /// waited for it fails with its error (as Envoy fails a pool's pending
-    /// streams) instead of each trying again in turn, `connect_timeout`
-    /// after `connect_timeout`.
-    async fn connect(self: &Arc<Self>, slot: Slot) -> Result<Conn<B>, SendError> {
-        let known_h1 = || self.lock_held().alpn_h2 == Some(false);
-        if !matches!(self.dialer, Dialer::Tls(_)) || known_h1() {
-            return self.dial(slot).await;
-        }
-        let failures_before = self.failed_connects.load(Ordering::Acquire);
-        let mut gate = self.h2_connecting.lock().await;
-        if let Some((tx, stream)) = shared_h2(&mut self.lock_held(), self.h2_streams) {
-            return Ok(Conn::H2(tx, stream));
-        }
-        if known_h1() {
-            // The connect this one waited for found http/1.1: connect in
-            // parallel from here on.
-            drop(gate);
-            return self.dial(slot).await;
-        }
-        if self.failed_connects.load(Ordering::Acquire) != failures_before {
-            if let Some(failed) = gate.as_ref() {
-                return Err(SendError::Connect(Box::new(failed.clone())));
-            }
-        }
-        match self.dial(slot).await {
-            Err(SendError::Connect(e)) => {
-                let failed = SharedFailure(Arc::new(e));
-                *gate = Some(failed.clone());
-                self.failed_connects.fetch_add(1, Ordering::Release);
-                Err(SendError::Connect(Box::new(failed)))
-            }
-            done => {
-                *gate = None;
-                done
-            }
-        }
-    }
-
-    /// Dial and handshake one connection.
-    async fn dial(self: &Arc<Self>, slot: Slot) -> Result<Conn<B>, SendError> {
-        let connect = |e: BoxError| SendError::Connect(e);
-        let conn = match &self.dialer {
-            Dialer::Plain(c) => {
-                let io = c
-                    .clone()
-                    .oneshot(self.dial.clone())
-                    .await
-                    .map_err(|e| connect(e.into()))?;
-                self.handshake_h1(io, slot).await?
-            }
-            Dialer::H2c(c) => {
-                let io = c
-                    .clone()
-                    .oneshot(self.dial.clone())
-                    .await
-                    .map_err(|e| connect(e.into()))?;
-                self.handshake_h2(io, slot).await?
-            }
-            Dialer::Tls(c) => {
-                let io = c
-                    .clone()
-                    .oneshot(self.dial.clone())
-                    .await
-                    .map_err(connect)?;
-                if io.connected().is_negotiated_h2() {
-                    let conn = self.handshake_h2(io, slot).await?;
-                    self.lock_held().alpn_h2 = Some(true);
-                    conn
-                } else {
-                    self.lock_held().alpn_h2 = Some(false);
-                    self.handshake_h1(io, slot).await?
-                }
-            }
-        };
-        self.reaper_started.call_once(|| {
-            tokio::spawn(reap(Arc::downgrade(self), self.idle_timeout));
-        });
-        Ok(conn)
-    }
-
-    /// An h2 connection, shared from now on.
-    async fn handshake_h2<T>(&self, io: T, slot: Slot) -> Result<Conn<B>, SendError>
-    where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
-            .await
-            .map_err(|e| SendError::Connect(e.into()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream h2 connection ended with an error");
-            }
-            drop(slot);
-        });
-        let open = Arc::new(AtomicUsize::new(0));
-        let stream = Stream::on(&open);
-        self.lock_held().h2.push((Idle::new(tx.clone()), open));
-        Ok(Conn::H2(tx, stream))
-    }
-
-    /// An HTTP/1.1 connection. In an `upgradable` pool a 101 hands its
-    /// bytes to `hyper::upgrade::on` (the exchange never gives it back).
-    async fn handshake_h1<T>(&self, io: T, slot: Slot) -> Result<Conn<B>, SendError>
-    where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (tx, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| SendError::Connect(e.into()))?;
-        let upgradable = self.upgradable;
-        tokio::spawn(async move {
-            let served = if upgradable {
-                conn.with_upgrades().await
-            } else {
-                conn.await
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-            drop(slot);
-        });
-        Ok(Conn::H1(tx))
-    }
-
     /// Idle HTTP/1.1 connections held now.
     #[cfg(test)]
     fn idle_count(&self) -> usize {
@@ -489,19 +282,6 @@ where
             .map(|h| h.h2.iter().filter(|(h2, _)| !h2.tx.is_closed()).count())
             .unwrap_or(0)
     }
-}
-
-/// A clone of the first open shared h2 connection with fewer than
-/// `limit` streams open, and one more stream on it (marked as just used);
-/// closed ones are dropped.
-fn shared_h2<B>(held: &mut Held<B>, limit: usize) -> Option<(http2::SendRequest<B>, Stream)> {
-    held.h2.retain(|(h2, _)| !h2.tx.is_closed());
-    let (h2, open) = held
-        .h2
-        .iter_mut()
-        .find(|(_, open)| open.load(Ordering::Relaxed) < limit)?;
-    h2.since = Instant::now();
-    Some((h2.tx.clone(), Stream::on(open)))
 }
 
 impl<B> UpstreamPool<B> {
@@ -584,22 +364,5 @@ impl<B> UpstreamPool<B> {
     }
 }
 
-/// Closes connections idle for `idle_timeout` (HTTP/1.1 connections not
-/// taken, an h2 connection no request took), until the pool is gone.
-async fn reap<B>(pool: Weak<UpstreamPool<B>>, idle_timeout: Duration) {
-    let period = (idle_timeout / 2).max(Duration::from_millis(100));
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(pool) = pool.upgrade() else { return };
-        let mut held = pool.lock_held();
-        held.idle
-            .retain(|e| !e.tx.is_closed() && e.recent(idle_timeout));
-        held.h2.retain(|(h2, streams)| {
-            !h2.tx.is_closed() && (h2.recent(idle_timeout) || streams.load(Ordering::Relaxed) > 0)
-        });
-    }
-}
-
 #[cfg(test)]
-#[path = "pool_tests.rs"]
 mod tests;

@@ -6,11 +6,12 @@
 //! Cloud stack through the proxy's own credentials).
 //!
 //! `validate` (at config load) -> `spec::Job` -> `controller::Controller`
-//! (one task per job): `source` (health, instant queries) -> `series`
+//! (one task per job, `cycle`): `source` (health, instant queries) -> `series`
 //! (merge, namespace filter, labels) -> `deliver` (queue, batches, retries)
 //! with `encode` (protobuf + snappy, or the text format).
 
 pub mod controller;
+mod cycle;
 pub mod deliver;
 pub mod encode;
 pub mod raw;

@@ -1,6 +1,7 @@
 //! The access table: what each path and method is classed as.
 
 use super::*;
+use AccessClass::Write;
 
 fn class(m: &str, p: &str) -> AccessClass {
     classify(p, &Method::from_bytes(m.as_bytes()).unwrap())
