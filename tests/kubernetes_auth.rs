@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::jwt::{claims, hs256, jwks, tampered, unsigned, Signer, RSA_A, RSA_B};
 use common::oidc::Issuer;
+use common::volume::SecretVolume;
 use common::*;
 use http::Request;
 use serde_json::json;
@@ -375,7 +376,7 @@ async fn a_jwks_file_is_watched_like_a_secret_file() {
     );
     assert_eq!(send(push(&proxy, &bearer(&ta))).await.0, 200);
     assert_eq!(send(push(&proxy, &bearer(&tb))).await.0, 401);
-    // A ConfigMap-style swap: the new set replaces the old one.
+    // A swap by rename: the new set replaces the old one.
     let next = f.file("jwks.json.next", &jwks(&[&b]));
     std::fs::rename(next, &path).unwrap();
     eventually("the new key set is taken", || async {
@@ -387,6 +388,45 @@ async fn a_jwks_file_is_watched_like_a_secret_file() {
         401,
         "a removed key's cached token"
     );
+}
+
+/// A ConfigMap volume (`jwks.json -> ..data/jwks.json`, `..data` swapped
+/// to a new version directory by kubelet): the proxy follows the link and
+/// takes the new key set, and a token of the dropped key stops working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwks_file_in_a_configmap_volume_follows_the_data_swap() {
+    let up = RecordingUpstream::start(Behavior::Ok).await;
+    let (a, b) = (Signer::rsa("key-a", RSA_A), Signer::ec("key-b"));
+    let f = Files::new();
+    let iss = "https://kubernetes.default.svc.cluster.local";
+    let dir = tempfile::tempdir().unwrap();
+    let mut volume = SecretVolume::new(dir.path(), "jwks.json", &jwks(&[&a]));
+    let path = dir.path().join("jwks.json");
+    let keys = format!("issuer = \"{iss}\"\njwks_file = \"{}\"", path.display());
+    let (proxy, _cfg) = ProxyProc::start_with_file(&config(&up, &f, &keys), &[]);
+    let (ta, tb) = (
+        a.sign(&claims(iss, "lgtm-proxy", "monitoring", "alloy")),
+        b.sign(&claims(iss, "lgtm-proxy", "monitoring", "alloy")),
+    );
+    assert_eq!(send(push(&proxy, &bearer(&ta))).await.0, 200);
+    assert_eq!(send(push(&proxy, &bearer(&tb))).await.0, 401);
+    volume.update("jwks.json", &jwks(&[&b]));
+    eventually("the swapped key set is taken", || async {
+        send(push(&proxy, &bearer(&tb))).await.0 == 200
+    })
+    .await;
+    assert_eq!(
+        send(push(&proxy, &bearer(&ta))).await.0,
+        401,
+        "a token of the key the swap dropped"
+    );
+    // Both keys in the next version: both verify.
+    volume.update("jwks.json", &jwks(&[&a, &b]));
+    eventually("both keys are taken", || async {
+        send(push(&proxy, &bearer(&ta))).await.0 == 200
+    })
+    .await;
+    assert_eq!(send(push(&proxy, &bearer(&tb))).await.0, 200);
 }
 
 #[test]

@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::volume::SecretVolume;
 use common::*;
 use http::Request;
 
@@ -500,35 +500,6 @@ rate = 2
     assert_eq!(&statuses[..2], [200, 200]);
     assert!(statuses[2..].contains(&429), "{statuses:?}");
     stuck.abort();
-}
-
-/// A Kubernetes-style Secret volume: `name -> ..data/name`, `..data ->
-/// ..<version>`, updated by an atomic rename of the `..data` link.
-struct SecretVolume {
-    dir: PathBuf,
-    version: usize,
-}
-
-impl SecretVolume {
-    fn new(dir: &Path, name: &str, value: &str) -> Self {
-        let mut v = SecretVolume {
-            dir: dir.to_path_buf(),
-            version: 0,
-        };
-        v.update(name, value);
-        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
-        v
-    }
-
-    fn update(&mut self, name: &str, value: &str) {
-        self.version += 1;
-        let versioned = format!("..v{}", self.version);
-        std::fs::create_dir(self.dir.join(&versioned)).unwrap();
-        std::fs::write(self.dir.join(&versioned).join(name), value).unwrap();
-        let tmp = self.dir.join("..data_tmp");
-        std::os::unix::fs::symlink(&versioned, &tmp).unwrap();
-        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

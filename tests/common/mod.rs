@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod pushgateway;
 pub mod tls;
 pub mod upstream;
+pub mod volume;
 
 pub use client::*;
 pub use proxy::ProxyProc;
