@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, StartupConfig};
 use crate::proxy::{ClientSet, RequestIds};
 use crate::remote_write::Controller;
+use crate::role::Role;
 use crate::rules_sync::Syncer;
 use crate::state::State;
 use crate::telemetry::{unix_now, Metrics};
@@ -32,16 +33,20 @@ pub struct App {
     jobs: Controller,
     /// The rules sync task, reconciled with every config.
     rules: Syncer,
+    /// What this process runs: a `proxy` never starts jobs or rules sync,
+    /// `jobs` gets no proxied routes.
+    role: Role,
 }
 
 impl App {
     /// Build every client, header value and route once.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, role: Role) -> Self {
         let metrics = Arc::new(Metrics::new());
         let mut clients = ClientSet::new();
         let jobs = Controller::new(metrics.clone());
-        jobs.reconcile(config.remote_write.as_ref(), &mut clients);
         let rules = Syncer::new(metrics.clone());
+        let config = shaped(config, role);
+        jobs.reconcile(config.remote_write.as_ref(), &mut clients);
         rules.reconcile(config.rules_sync.as_ref(), &mut clients);
         let started_with = config.startup;
         let state = Arc::new(State::build(config.dynamic, &metrics, &mut clients, None));
@@ -56,11 +61,13 @@ impl App {
             started_with,
             jobs,
             rules,
+            role,
         }
     }
 
     /// Swap in a new validated config; requests in flight keep the old one.
     pub fn swap(&self, config: Config) {
+        let config = shaped(config, self.role);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.state.load_full();
         let start_only = self.started_with.changes(&config.startup);
@@ -129,8 +136,27 @@ impl App {
         &self.rules
     }
 
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Set once shutdown has begun: /ready answers 503.
     pub fn draining(&self) -> &AtomicBool {
         &self.draining
     }
+}
+
+/// `config` as `role` runs it: without the background work for `proxy`,
+/// without proxied routes for `jobs` (every proxied path is then a 404 "no
+/// route", as the contract says). Both keep everything else, so one config
+/// serves every role.
+fn shaped(mut config: Config, role: Role) -> Config {
+    if !role.runs_jobs() {
+        config.remote_write = None;
+        config.rules_sync = None;
+    }
+    if !role.proxies() {
+        config.dynamic.routes.clear();
+    }
+    config
 }

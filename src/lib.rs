@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod reload;
 pub mod remote_write;
 pub mod revocation;
+pub mod role;
 pub mod routes;
 pub mod rules_sync;
 pub mod server;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use lgtm_proxy::role::Role;
 use lgtm_proxy::{alertmanager_config, config, proxy, reload, rules_sync, server, telemetry, App};
 
 const EX_CONFIG: u8 = 78;
@@ -22,6 +23,16 @@ struct Cli {
     /// TOML config file. Without it no file is read: env alone is enough.
     #[arg(long, global = true, env = "LGTM_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// What `serve` runs: all (routes and background work), proxy (routes
+    /// only) or jobs (remote-write jobs and rules sync, own endpoints only).
+    #[arg(
+        long,
+        global = true,
+        env = "LGTM_ROLE",
+        default_value = "all",
+        value_name = "ROLE"
+    )]
+    role: Role,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -123,7 +134,7 @@ fn main() -> ExitCode {
                     dry_run,
                 },
         } => alertmanager_push(&cfg, &file, &tenant, &templates, dry_run),
-        Command::Serve => serve(cfg, cli.config),
+        Command::Serve => serve(cfg, cli.config, cli.role),
     }
 }
 
@@ -259,7 +270,7 @@ fn rules_sync(cfg: &config::Config, dry_run: bool) -> ExitCode {
     }
 }
 
-fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
+fn serve(cfg: config::Config, config_path: Option<PathBuf>, role: Role) -> ExitCode {
     // tokio reads TOKIO_WORKER_THREADS itself.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -276,7 +287,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
         for warning in config::config_warnings(&cfg) {
             tracing::warn!(%warning, "config");
         }
-        let app = Arc::new(App::new(cfg.clone()));
+        let app = Arc::new(App::new(cfg.clone(), role));
         let listener = match tokio::net::TcpListener::bind(cfg.startup.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -286,6 +297,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> ExitCode {
         };
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
+            role = %role,
             upstreams = ?cfg.upstreams.keys().collect::<Vec<_>>(),
             pools = app.pool_count(),
             "lgtm-proxy starting"

@@ -73,7 +73,7 @@ token_file = "{admin}"
     .map(|(k, v)| (k.to_string(), v.to_string()));
     let config = crate::config::load_from(Some(&path), vars).unwrap();
     Fixture {
-        app: Arc::new(App::new(config)),
+        app: Arc::new(App::new(config, crate::role::Role::All)),
         _dir: dir,
     }
 }
