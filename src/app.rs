@@ -136,10 +136,6 @@ impl App {
         &self.rules
     }
 
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Set once shutdown has begun: /ready answers 503.
     pub fn draining(&self) -> &AtomicBool {
         &self.draining

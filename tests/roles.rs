@@ -33,6 +33,10 @@ url = "{ruler}"
 user = "111"
 token = "t"
 timeout = "5s"
+# A catch-all route: in the jobs role even this one answers 404.
+[[routes]]
+prefix = "/"
+upstream = "prometheus"
 [remote_write]
 sources = ["{source}"]
 [[remote_write.jobs]]
@@ -164,6 +168,9 @@ async fn a_jobs_role_runs_jobs_and_rules_sync_and_answers_404_to_routes() {
         "/api/prom/push",
         "/loki/api/v1/push",
         "/otlp/v1/traces",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        "//prometheus/api/v1/query",
+        "/anything/the/catch-all/route/names",
     ] {
         let req = Request::post(proxy.url(path)).body(full("x")).unwrap();
         let (status, _, body) = send(req).await;
