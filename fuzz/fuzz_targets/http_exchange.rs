@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use lgtm_proxy::access::AccessClass;
 use lgtm_proxy::invariants::{class_of_view, upstream_view};
+use lgtm_proxy::role::Role;
 use lgtm_proxy::App;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,7 +105,7 @@ fn world() -> &'static World {
         }
         let config = lgtm_proxy::config::load_text(Some(&toml), std::iter::empty())
             .unwrap_or_else(|e| panic!("the target's config: {:?}", e.0));
-        let app = rt.block_on(async { Arc::new(App::new(config.clone())) });
+        let app = rt.block_on(async { Arc::new(App::new(config.clone(), Role::All)) });
         World {
             rt,
             config,
