@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh machine (Debian's prometheus,
 # alertmanager with amtool, pushgateway and haproxy, the OpenTelemetry
-# Python gRPC client, kubernetes-validate, cargo-fuzz), then run the
+# Python gRPC client, the Pyroscope Python SDK, kubernetes-validate,
+# cargo-fuzz), then run the
 # Dockerfile check, format, lint, every test (the 3-minute soak beside the
 # others) and each fuzz target for 20 s.
 set -euo pipefail
@@ -15,9 +16,10 @@ command -v kubectl >/dev/null || {
   echo "scripts/test.sh: kubectl not found: the deploy checks need kubectl >= 1.27 (kubectl kustomize)" >&2
   exit 1
 }
-# Real OpenTelemetry gRPC clients for tests/grpc.rs; Kubernetes' schemas
+# Real OpenTelemetry gRPC clients for tests/grpc.rs, the Pyroscope SDK for
+# tests/profiles.rs; Kubernetes' schemas
 # (kubernetes-validate) for tests/deploy_manifests.rs.
-python3 -c 'import opentelemetry.exporter.otlp.proto.grpc, kubernetes_validate' 2>/dev/null ||
+python3 -c 'import opentelemetry.exporter.otlp.proto.grpc, kubernetes_validate, pyroscope' 2>/dev/null ||
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/peers/requirements.txt
 bash scripts/check-dockerfile.sh
 cargo fmt --all -- --check

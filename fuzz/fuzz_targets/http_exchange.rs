@@ -24,7 +24,14 @@ use lgtm_proxy::App;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const UPSTREAMS: &[&str] = &["prometheus", "loki", "tempo", "otlp", "alertmanager"];
+const UPSTREAMS: &[&str] = &[
+    "prometheus",
+    "loki",
+    "tempo",
+    "otlp",
+    "alertmanager",
+    "pyroscope",
+];
 
 /// A tenant: the base path its upstreams have, its credentials and the one
 /// client that may act for it.

@@ -16,6 +16,7 @@ pub const BUILTIN_UPSTREAMS: &[&str] = &[
     "tempo_grpc",
     "otlp",
     "alertmanager",
+    "pyroscope",
 ];
 
 /// Reserved top-level names and the config key each one sets.

@@ -117,4 +117,17 @@ pub const BUILTIN_ROUTES: &[(&str, &str, &str)] = &[
         "tempo_grpc",
         "/opentelemetry.proto.collector.trace.v1.TraceService",
     ),
+    // Profiles: the HTTP API under its own prefix, and the Connect/gRPC
+    // services the Pyroscope SDKs and Alloy call on the server's root.
+    ("/pyroscope", "pyroscope", ""),
+    (
+        "/push.v1.PusherService",
+        "pyroscope",
+        "/push.v1.PusherService",
+    ),
+    (
+        "/querier.v1.QuerierService",
+        "pyroscope",
+        "/querier.v1.QuerierService",
+    ),
 ];

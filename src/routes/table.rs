@@ -212,6 +212,23 @@ mod tests {
             ("/loki/api/v1/push", "loki", "/loki/api/v1/push"),
             ("/tempo/api/search", "tempo", "/tempo/api/search"),
             ("/otlp/v1/traces", "otlp", "/otlp/v1/traces"),
+            ("/pyroscope/ingest", "pyroscope", "/ingest"),
+            ("/pyroscope", "pyroscope", "/"),
+            (
+                "/pyroscope/push.v1.PusherService/Push",
+                "pyroscope",
+                "/push.v1.PusherService/Push",
+            ),
+            (
+                "/push.v1.PusherService/Push",
+                "pyroscope",
+                "/push.v1.PusherService/Push",
+            ),
+            (
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+                "pyroscope",
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+            ),
         ];
         for (path, up, out) in cases {
             assert_eq!(

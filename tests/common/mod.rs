@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod prometheus;
 pub mod proxy;
 pub mod pushgateway;
+pub mod spelling;
 pub mod tls;
 pub mod upstream;
 pub mod volume;
