@@ -167,116 +167,241 @@ fn seconds(text: &str) -> u64 {
 
 // ----- the wiring checks -----
 
+/// The value of env `key` in a container, if it is set by value.
+fn env_value<'a>(container: &'a Value, key: &str) -> Option<&'a str> {
+    seq(container, "env")
+        .iter()
+        .find(|e| str_at(e, "name") == key)
+        .map(|e| str_at(e, "value"))
+}
+
+/// A Deployment's `--role` as its env sets it (`all` when unset).
+fn role_of(deployment: &Value) -> &str {
+    env_value(first_container(deployment), "LGTM_ROLE").unwrap_or("all")
+}
+
+fn first_container(deployment: &Value) -> &Value {
+    seq(at(deployment, "spec.template"), "spec.containers")
+        .first()
+        .unwrap_or(&Value::Null)
+}
+
+fn pod_labels(deployment: &Value) -> &Value {
+    at(deployment, "spec.template.metadata.labels")
+}
+
+fn container_ports(deployment: &Value) -> BTreeSet<&str> {
+    seq(first_container(deployment), "ports")
+        .iter()
+        .map(|p| str_at(p, "name"))
+        .collect()
+}
+
 /// Every problem found in one rendered layout, each naming the object and
 /// field.
 fn wiring_problems(docs: &[Value], secrets: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
     let deployments: Vec<&Value> = kinds(docs, "Deployment").collect();
-    let [deployment] = deployments.as_slice() else {
-        return vec![format!("{} Deployments, want 1", deployments.len())];
+    let of_role = |role: &str| -> Vec<&Value> {
+        deployments
+            .iter()
+            .copied()
+            .filter(|d| role_of(d) == role)
+            .collect()
     };
-    let pod = at(deployment, "spec.template");
-    let pod_labels = at(pod, "metadata.labels");
-    if !selects(at(deployment, "spec.selector.matchLabels"), pod_labels) {
-        problems.push("Deployment: spec.selector.matchLabels does not select its pods".into());
+    let (serving, jobs) = (of_role("proxy"), of_role("jobs"));
+    let ([serving], [jobs]) = (serving.as_slice(), jobs.as_slice()) else {
+        return vec![format!(
+            "{} Deployments with LGTM_ROLE proxy and {} with jobs, want one of each (of {})",
+            serving.len(),
+            jobs.len(),
+            deployments.len()
+        )];
+    };
+    if deployments.len() != 2 {
+        problems.push(format!("{} Deployments, want 2", deployments.len()));
     }
-    let containers = seq(pod, "spec.containers");
-    let container = containers.first().unwrap_or(&Value::Null);
-    let container_ports: BTreeSet<&str> = seq(container, "ports")
-        .iter()
-        .map(|p| str_at(p, "name"))
-        .collect();
-
-    for (probe, path) in [("readinessProbe", "/ready"), ("livenessProbe", "/health")] {
-        let get = at(container, &format!("{probe}.httpGet"));
-        if str_at(get, "path") != path {
-            problems.push(format!("Deployment: {probe}.httpGet.path is not {path}"));
-        }
-        if !container_ports.contains(str_at(get, "port")) {
+    for d in [serving, jobs] {
+        problems.extend(deployment_problems(docs, d, secrets));
+    }
+    // Neither Deployment's selector takes the other's pods.
+    for (a, b) in [(serving, jobs), (jobs, serving)] {
+        if selects(at(a, "spec.selector.matchLabels"), pod_labels(b)) {
             problems.push(format!(
-                "Deployment: {probe}.httpGet.port {:?} is no container port",
-                at(get, "port")
+                "Deployment {}: spec.selector.matchLabels selects the pods of {}",
+                name(a),
+                name(b)
             ));
         }
     }
-
-    // Grace period > preStop sleep + shutdown delay + shutdown grace.
-    let env = |key: &str| {
-        seq(container, "env")
-            .iter()
-            .find(|e| str_at(e, "name") == key)
-            .map(|e| str_at(e, "value"))
-    };
-    let pre_stop = at(container, "lifecycle.preStop.sleep.seconds")
-        .as_u64()
-        .unwrap_or(0);
-    let drain = seconds(env("LGTM_SHUTDOWN_DELAY").unwrap_or("5s"))
-        .saturating_add(seconds(env("LGTM_SHUTDOWN_GRACE").unwrap_or("30s")));
-    let grace = at(pod, "spec.terminationGracePeriodSeconds")
-        .as_u64()
-        .unwrap_or(30);
-    if grace <= pre_stop.saturating_add(drain) {
+    // The jobs Deployment: one writer, even during a rollout, no clients,
+    // the same ConfigMaps and Secrets as the serving one.
+    let id = format!("Deployment {}", name(jobs));
+    if at(jobs, "spec.replicas").as_u64() != Some(1) {
+        problems.push(format!("{id}: spec.replicas is not 1"));
+    }
+    if str_at(jobs, "spec.strategy.type") != "Recreate" {
+        problems.push(format!("{id}: spec.strategy.type is not Recreate"));
+    }
+    if container_ports(jobs).contains("http") {
+        problems.push(format!("{id}: has the client port http"));
+    }
+    if comparable_pod(jobs) != comparable_pod(serving) {
         problems.push(format!(
-            "Deployment: terminationGracePeriodSeconds {grace} does not cover preStop \
-             {pre_stop}s + shutdown delay and grace {drain}s"
+            "{id}: spec.template.spec differs from Deployment {}'s beyond the role and the client port",
+            name(serving)
         ));
     }
 
-    // Services select the pods and target a container port.
+    // Services select the pods of one Deployment and target its container
+    // ports; the client port reaches the serving pods only.
     let services: Vec<&Value> = kinds(docs, "Service").collect();
     for service in &services {
-        if !selects(at(service, "spec.selector"), pod_labels) {
+        let selector = at(service, "spec.selector");
+        let Some(target) = [serving, jobs]
+            .into_iter()
+            .find(|d| selects(selector, pod_labels(d)))
+        else {
             problems.push(format!(
                 "Service {}: spec.selector selects no pod",
                 name(service)
             ));
-        }
+            continue;
+        };
+        let ports = container_ports(target);
         for port in seq(service, "spec.ports") {
-            let target = at(port, "targetPort");
-            if let Some(target) = target.as_str() {
-                if !container_ports.contains(target) {
+            if let Some(t) = at(port, "targetPort").as_str() {
+                if !ports.contains(t) {
                     problems.push(format!(
-                        "Service {}: targetPort {target} is no container port",
+                        "Service {}: targetPort {t} is no container port",
                         name(service)
                     ));
                 }
             }
+            if str_at(port, "name") == "http" && selects(selector, pod_labels(jobs)) {
+                problems.push(format!(
+                    "Service {}: port http reaches the jobs pods",
+                    name(service)
+                ));
+            }
         }
     }
 
-    for kind in ["PodDisruptionBudget", "NetworkPolicy"] {
-        let field = if kind == "NetworkPolicy" {
-            "spec.podSelector.matchLabels"
-        } else {
-            "spec.selector.matchLabels"
-        };
-        for v in kinds(docs, kind) {
-            if !selects(at(v, field), pod_labels) {
-                problems.push(format!("{kind} {}: {field} selects no pod", name(v)));
+    for v in kinds(docs, "PodDisruptionBudget") {
+        let field = "spec.selector.matchLabels";
+        if !selects(at(v, field), pod_labels(serving)) {
+            problems.push(format!(
+                "PodDisruptionBudget {}: {field} selects no pod",
+                name(v)
+            ));
+        }
+        if selects(at(v, field), pod_labels(jobs)) {
+            problems.push(format!(
+                "PodDisruptionBudget {}: {field} selects the jobs pod",
+                name(v)
+            ));
+        }
+    }
+    for v in kinds(docs, "NetworkPolicy") {
+        let field = "spec.podSelector.matchLabels";
+        for d in [serving, jobs] {
+            if !selects(at(v, field), pod_labels(d)) {
+                problems.push(format!(
+                    "NetworkPolicy {}: {field} does not select the pods of {}",
+                    name(v),
+                    name(d)
+                ));
             }
         }
     }
     for hpa in kinds(docs, "HorizontalPodAutoscaler") {
         let target = at(hpa, "spec.scaleTargetRef");
-        if str_at(target, "kind") != "Deployment" || str_at(target, "name") != name(deployment) {
+        if str_at(target, "kind") != "Deployment" || str_at(target, "name") != name(serving) {
             problems.push(format!(
-                "HorizontalPodAutoscaler {}: scaleTargetRef is not the Deployment",
+                "HorizontalPodAutoscaler {}: scaleTargetRef is not the serving Deployment",
                 name(hpa)
             ));
         }
     }
 
-    problems.extend(service_monitor_problems(docs, &services));
+    problems.extend(service_monitor_problems(docs, &services, &[serving, jobs]));
     problems.extend(prometheus_rule_problems(docs));
     problems.extend(dashboard_problems(docs));
+    problems
+}
+
+/// A Deployment's pod spec without what the two roles may differ in: the
+/// `LGTM_ROLE` value and the client port `http`.
+fn comparable_pod(deployment: &Value) -> Value {
+    let mut spec = at(deployment, "spec.template.spec").clone();
+    if let Some(c) = spec["containers"][0].as_mapping_mut() {
+        if let Some(ports) = c.get_mut("ports").and_then(Value::as_sequence_mut) {
+            ports.retain(|p| str_at(p, "name") != "http");
+        }
+        if let Some(env) = c.get_mut("env").and_then(Value::as_sequence_mut) {
+            env.retain(|e| str_at(e, "name") != "LGTM_ROLE");
+        }
+    }
+    spec
+}
+
+/// One Deployment's own wiring: its selector, probes, grace period and the
+/// files it is told to read.
+fn deployment_problems(docs: &[Value], deployment: &Value, secrets: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let id = format!("Deployment {}", name(deployment));
+    let pod = at(deployment, "spec.template");
+    if !selects(
+        at(deployment, "spec.selector.matchLabels"),
+        pod_labels(deployment),
+    ) {
+        problems.push(format!(
+            "{id}: spec.selector.matchLabels does not select its pods"
+        ));
+    }
+    let container = first_container(deployment);
+    let ports = container_ports(deployment);
+    for (probe, path) in [("readinessProbe", "/ready"), ("livenessProbe", "/health")] {
+        let get = at(container, &format!("{probe}.httpGet"));
+        if str_at(get, "path") != path {
+            problems.push(format!("{id}: {probe}.httpGet.path is not {path}"));
+        }
+        if !ports.contains(str_at(get, "port")) {
+            problems.push(format!(
+                "{id}: {probe}.httpGet.port {:?} is no container port",
+                at(get, "port")
+            ));
+        }
+    }
+    // Grace period > preStop sleep + shutdown delay + shutdown grace.
+    let pre_stop = at(container, "lifecycle.preStop.sleep.seconds")
+        .as_u64()
+        .unwrap_or(0);
+    let drain = seconds(env_value(container, "LGTM_SHUTDOWN_DELAY").unwrap_or("5s"))
+        .saturating_add(seconds(
+            env_value(container, "LGTM_SHUTDOWN_GRACE").unwrap_or("30s"),
+        ));
+    let grace = at(pod, "spec.terminationGracePeriodSeconds")
+        .as_u64()
+        .unwrap_or(30);
+    if grace <= pre_stop.saturating_add(drain) {
+        problems.push(format!(
+            "{id}: terminationGracePeriodSeconds {grace} does not cover preStop \
+             {pre_stop}s + shutdown delay and grace {drain}s"
+        ));
+    }
     problems.extend(file_problems(docs, pod, container, secrets));
     problems
 }
 
 /// ServiceMonitor (a CRD, no schema offline): required fields, a selector
-/// that matches a rendered Service's labels, endpoints on that Service's
-/// named ports.
-fn service_monitor_problems(docs: &[Value], services: &[&Value]) -> Vec<String> {
+/// that matches rendered Services' labels, endpoints on those Services'
+/// named ports, and the pods of every Deployment scraped.
+fn service_monitor_problems(
+    docs: &[Value],
+    services: &[&Value],
+    deployments: &[&Value],
+) -> Vec<String> {
     let mut problems = Vec::new();
     let monitors: Vec<&Value> = kinds(docs, "ServiceMonitor").collect();
     if monitors.is_empty() {
@@ -288,30 +413,33 @@ fn service_monitor_problems(docs: &[Value], services: &[&Value]) -> Vec<String> 
             problems.push(format!("{id}: apiVersion or metadata.name"));
         }
         let selector = at(sm, "spec.selector.matchLabels");
-        let Some(service) = services
+        let matched: Vec<&Value> = services
             .iter()
-            .find(|s| selects(selector, at(s, "metadata.labels")))
-        else {
+            .copied()
+            .filter(|s| selects(selector, at(s, "metadata.labels")))
+            .collect();
+        if matched.is_empty() {
             problems.push(format!(
                 "{id}: spec.selector.matchLabels matches no Service"
             ));
             continue;
-        };
+        }
         let endpoints = seq(sm, "spec.endpoints");
         if endpoints.is_empty() {
             problems.push(format!("{id}: spec.endpoints is empty"));
         }
-        let service_ports: BTreeSet<&str> = seq(service, "spec.ports")
-            .iter()
-            .map(|p| str_at(p, "name"))
-            .collect();
         for (i, ep) in endpoints.iter().enumerate() {
             let port = str_at(ep, "port");
-            if !service_ports.contains(port) {
-                problems.push(format!(
-                    "{id}: spec.endpoints[{i}].port {port:?} is no port of Service {}",
-                    name(service)
-                ));
+            for service in &matched {
+                if !seq(service, "spec.ports")
+                    .iter()
+                    .any(|p| str_at(p, "name") == port)
+                {
+                    problems.push(format!(
+                        "{id}: spec.endpoints[{i}].port {port:?} is no port of Service {}",
+                        name(service)
+                    ));
+                }
             }
             if str_at(ep, "path") != "/metrics" {
                 problems.push(format!("{id}: spec.endpoints[{i}].path is not /metrics"));
@@ -320,6 +448,17 @@ fn service_monitor_problems(docs: &[Value], services: &[&Value]) -> Vec<String> 
                 if humantime::parse_duration(interval).is_err() {
                     problems.push(format!("{id}: spec.endpoints[{i}].interval {interval:?}"));
                 }
+            }
+        }
+        for d in deployments {
+            if !matched
+                .iter()
+                .any(|s| selects(at(s, "spec.selector"), pod_labels(d)))
+            {
+                problems.push(format!(
+                    "{id}: scrapes no Service of Deployment {}'s pods",
+                    name(d)
+                ));
             }
         }
     }
@@ -600,15 +739,19 @@ fn every_layout_renders_validates_and_is_wired() {
 #[test]
 fn multi_tenant_overlay_projects_a_secret_per_tenant() {
     let docs = render("overlays/multi-tenant");
+    for d in kinds(&docs, "Deployment") {
+        let sources: Vec<&str> = seq(d, "spec.template.spec.volumes.0.projected.sources")
+            .iter()
+            .map(|s| str_at(s, "secret.name"))
+            .collect();
+        assert_eq!(
+            sources,
+            ["lgtm-proxy", "lgtm-proxy-stage", "lgtm-proxy-prod"],
+            "{}",
+            name(d)
+        );
+    }
     let deployment = kinds(&docs, "Deployment").next().unwrap();
-    let sources: Vec<&str> = seq(deployment, "spec.template.spec.volumes.0.projected.sources")
-        .iter()
-        .map(|s| str_at(s, "secret.name"))
-        .collect();
-    assert_eq!(
-        sources,
-        ["lgtm-proxy", "lgtm-proxy-stage", "lgtm-proxy-prod"]
-    );
     let pod = at(deployment, "spec.template");
     let container = at(pod, "spec.containers.0");
     let secrets = secret_examples("overlays/multi-tenant/secrets.example.yaml");
@@ -641,6 +784,12 @@ fn find(docs: &[Value], kind: &str) -> usize {
     docs.iter().position(|d| str_at(d, "kind") == kind).unwrap()
 }
 
+fn named(docs: &[Value], kind: &str, object: &str) -> usize {
+    docs.iter()
+        .position(|d| str_at(d, "kind") == kind && name(d) == object)
+        .unwrap()
+}
+
 /// Each check fails, naming object and field, on a manifest broken on
 /// purpose; strict schema validation refuses an unknown field and a
 /// built-in kind with a wrong apiVersion.
@@ -653,7 +802,56 @@ fn broken_manifests_are_named() {
         edit(&mut docs);
         wiring_problems(&docs, &secrets).join("\n")
     };
-    let cases: [(&str, Edit); 10] = [
+    let cases: [(&str, Edit); 17] = [
+        ("Deployment lgtm-proxy-jobs: spec.replicas is not 1", |d| {
+            let i = named(d, "Deployment", "lgtm-proxy-jobs");
+            d[i]["spec"]["replicas"] = 2.into();
+        }),
+        (
+            "Deployment lgtm-proxy-jobs: spec.strategy.type is not Recreate",
+            |d| {
+                let i = named(d, "Deployment", "lgtm-proxy-jobs");
+                d[i]["spec"]["strategy"]["type"] = "RollingUpdate".into();
+            },
+        ),
+        (
+            "Deployment lgtm-proxy-jobs: spec.template.spec differs from Deployment lgtm-proxy's",
+            |d| {
+                let i = named(d, "Deployment", "lgtm-proxy-jobs");
+                d[i]["spec"]["template"]["spec"]["volumes"]
+                    .as_sequence_mut()
+                    .unwrap()
+                    .pop();
+            },
+        ),
+        ("2 Deployments with LGTM_ROLE proxy and 0 with jobs", |d| {
+            let i = named(d, "Deployment", "lgtm-proxy-jobs");
+            d[i]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "proxy".into();
+        }),
+        (
+            "PodDisruptionBudget lgtm-proxy: spec.selector.matchLabels selects the jobs pod",
+            |d| {
+                let i = find(d, "PodDisruptionBudget");
+                d[i]["spec"]["selector"]["matchLabels"]
+                    .as_mapping_mut()
+                    .unwrap()
+                    .remove("app.kubernetes.io/component");
+            },
+        ),
+        ("Service lgtm-proxy: port http reaches the jobs pods", |d| {
+            let i = named(d, "Service", "lgtm-proxy");
+            d[i]["spec"]["selector"]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("app.kubernetes.io/component");
+        }),
+        (
+            "ServiceMonitor lgtm-proxy: scrapes no Service of Deployment lgtm-proxy-jobs's pods",
+            |d| {
+                let i = named(d, "Service", "lgtm-proxy-jobs");
+                d[i]["metadata"]["labels"]["app.kubernetes.io/name"] = "other".into();
+            },
+        ),
         (
             "spec.endpoints[0].port \"metrics\" is no port of Service lgtm-proxy",
             |d| {
