@@ -255,10 +255,15 @@ fn rules_sync(cfg: &config::Config, dry_run: bool) -> ExitCode {
     for r in reports.iter().filter(|r| !r.ok()) {
         ok = false;
         match &r.unreachable {
-            Some(e) => eprintln!("lgtm-proxy: tenant {}: ruler unreachable: {e}", r.tenant),
-            None => eprintln!(
-                "lgtm-proxy: tenant {}: {} change(s) failed",
+            Some(e) => eprintln!(
+                "lgtm-proxy: tenant {}: {} ruler unreachable: {e}",
                 r.tenant,
+                r.ruler.as_str()
+            ),
+            None => eprintln!(
+                "lgtm-proxy: tenant {}: {} ruler: {} change(s) failed",
+                r.tenant,
+                r.ruler.as_str(),
                 r.failed.len()
             ),
         }

@@ -69,7 +69,7 @@ async fn metrics_pass_promtool_check_metrics() {
     assert!(
         wait_for_metric(
             &proxy.url(""),
-            "lgtm_proxy_rules_sync_changes_total{action=\"create\",tenant=\"ops\"} 1"
+            "lgtm_proxy_rules_sync_changes_total{action=\"create\",ruler=\"mimir\",tenant=\"ops\"} 1"
         )
         .await
     );
@@ -82,8 +82,8 @@ async fn metrics_pass_promtool_check_metrics() {
         "lgtm_proxy_auth_failures_total{reason=\"unknown_tenant\"} 1",
         "lgtm_proxy_credentials_age_seconds{tenant=\"stage\",upstream=\"prometheus\"}",
         "tenant=\"stage\"",
-        "lgtm_proxy_rules_sync_last_success_timestamp_seconds{tenant=\"ops\"}",
-        "lgtm_proxy_rules_sync_total{result=\"failure\",tenant=\"default\"} 1",
+        "lgtm_proxy_rules_sync_last_success_timestamp_seconds{ruler=\"mimir\",tenant=\"ops\"}",
+        "lgtm_proxy_rules_sync_total{result=\"failure\",ruler=\"mimir\",tenant=\"default\"} 1",
         "lgtm_proxy_rules_invalid_files 1",
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");

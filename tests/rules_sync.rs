@@ -177,6 +177,7 @@ async fn syncs_each_tenant_and_follows_every_file_change() {
             &t,
             &[
                 "lgtm_proxy_rules_sync_total{",
+                "ruler=\"mimir\"",
                 "tenant=\"stage\"",
                 "result=\"success\"",
             ],
@@ -193,11 +194,17 @@ async fn syncs_each_tenant_and_follows_every_file_change() {
     .await;
     let t = metrics_text(&proxy).await;
     assert_eq!(
-        sample(&t, &["lgtm_proxy_rules_groups{tenant=\"stage\"}"]),
+        sample(
+            &t,
+            &["lgtm_proxy_rules_groups{ruler=\"mimir\",tenant=\"stage\"}"]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        sample(&t, &["lgtm_proxy_rules_groups{tenant=\"prod\"}"]),
+        sample(
+            &t,
+            &["lgtm_proxy_rules_groups{ruler=\"mimir\",tenant=\"prod\"}"]
+        ),
         Some(2.0)
     );
     assert_eq!(
@@ -206,6 +213,7 @@ async fn syncs_each_tenant_and_follows_every_file_change() {
             &[
                 "lgtm_proxy_rules_sync_changes_total{",
                 "action=\"delete\"",
+                "ruler=\"mimir\"",
                 "tenant=\"prod\""
             ]
         ),
@@ -225,7 +233,7 @@ async fn syncs_each_tenant_and_follows_every_file_change() {
     assert!(
         sample(
             &t,
-            &["lgtm_proxy_rules_sync_last_success_timestamp_seconds{tenant=\"stage\"}"]
+            &["lgtm_proxy_rules_sync_last_success_timestamp_seconds{ruler=\"mimir\",tenant=\"stage\"}"]
         )
         .unwrap()
             > 1e9
@@ -337,11 +345,14 @@ async fn dry_run_prints_the_plan_and_only_reads() {
     let (code, out, err) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 0, "{out}\n{err}");
     for line in [
-        &format!("tenant stage ({}/api/prom/config/v1/rules):", m.url()),
+        &format!(
+            "tenant stage mimir ruler ({}/api/prom/config/v1/rules):",
+            m.url()
+        ),
         &format!("  create {STAGE_NS}/webapp.recording"),
         &format!("  create {STAGE_NS}/webapp.alerts"),
         "  delete lgtm-old/leftover",
-        "tenant prod (",
+        "tenant prod mimir ruler (",
         "  create lgtm-prod-plain/platform",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
@@ -383,7 +394,10 @@ async fn dry_run_prints_the_plan_and_only_reads() {
     let toml = config(&m.url(), &closed_port_url(), dir.path(), "1m");
     let (code, out, err) = proxy::run_cli(&["rules-sync", "--dry-run"], &toml).await;
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("tenant prod: ruler unreachable"), "{err}");
+    assert!(
+        err.contains("tenant prod: mimir ruler unreachable"),
+        "{err}"
+    );
     assert!(
         out.contains("tenant stage") && out.contains("0 change(s)"),
         "{out}"

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::kind::RulerKind;
 use super::raw::{RawGroup, RawRule, Scalar};
 use crate::remote_write::selector::valid_label_name;
 
@@ -180,11 +181,24 @@ fn templates_closed(s: &str) -> bool {
 
 /// Check one group as written at `at` (e.g. `spec.groups[0]`). Problems
 /// are `field: message`, the field under `at`.
-pub fn check_group(raw: &RawGroup, at: &str, problems: &mut Vec<String>) -> Option<Group> {
+/// Loki's groups are checked for structure only: LogQL is left to the
+/// ruler, whose refusal is reported.
+pub fn check_group(
+    raw: &RawGroup,
+    kind: RulerKind,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Group> {
     let before = problems.len();
     let mut add = |field: String, msg: String| problems.push(format!("{at}.{field}: {msg}"));
     if raw.name.trim().is_empty() {
         add("name".into(), "must not be empty".into());
+    }
+    if kind == RulerKind::Loki && raw.source_tenants.is_some() {
+        add(
+            "source_tenants".into(),
+            "Mimir only (federated rule groups); the Loki ruler has none".into(),
+        );
     }
     let mut duration = |field: &str, v: &Option<String>| {
         v.as_deref().and_then(|s| {
@@ -199,7 +213,7 @@ pub fn check_group(raw: &RawGroup, at: &str, problems: &mut Vec<String>) -> Opti
         .rules
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| check_rule(r, &format!("{at}.rules[{i}]"), problems))
+        .filter_map(|(i, r)| check_rule(r, kind, &format!("{at}.rules[{i}]"), problems))
         .collect();
     (problems.len() == before).then(|| {
         Group {
@@ -214,7 +228,12 @@ pub fn check_group(raw: &RawGroup, at: &str, problems: &mut Vec<String>) -> Opti
     })
 }
 
-fn check_rule(raw: &RawRule, at: &str, problems: &mut Vec<String>) -> Option<Rule> {
+fn check_rule(
+    raw: &RawRule,
+    kind: RulerKind,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Rule> {
     let before = problems.len();
     let mut add = |field: &str, msg: String| problems.push(format!("{at}.{field}: {msg}"));
     match (&raw.record, &raw.alert) {
@@ -229,8 +248,10 @@ fn check_rule(raw: &RawRule, at: &str, problems: &mut Vec<String>) -> Option<Rul
     let expr = raw.expr.as_ref().map(|e| e.0.clone()).unwrap_or_default();
     if expr.trim().is_empty() {
         add("expr", "must be set".into());
-    } else if let Err(e) = promql_parser::parser::parse(&expr) {
-        add("expr", format!("invalid PromQL: {}", e.trim()));
+    } else if kind == RulerKind::Mimir {
+        if let Err(e) = promql_parser::parser::parse(&expr) {
+            add("expr", format!("invalid PromQL: {}", e.trim()));
+        }
     }
     let mut duration = |field: &str, v: &Option<String>| {
         v.as_deref().and_then(|s| {

@@ -5,8 +5,12 @@ fn raw_group(yaml: &str) -> RawGroup {
 }
 
 fn problems_of(yaml: &str) -> Vec<String> {
+    problems_for(yaml, RulerKind::Mimir)
+}
+
+fn problems_for(yaml: &str, kind: RulerKind) -> Vec<String> {
     let mut p = Vec::new();
-    let g = check_group(&raw_group(yaml), "groups[0]", &mut p);
+    let g = check_group(&raw_group(yaml), kind, "groups[0]", &mut p);
     assert_eq!(g.is_none(), !p.is_empty());
     p
 }
@@ -67,6 +71,7 @@ rules:
     annotations: {summary: "{{ $labels.job }} is down"}
 "#,
         ),
+        RulerKind::Mimir,
         "groups[0]",
         &mut p,
     )
@@ -144,4 +149,41 @@ fn templates_must_close() {
     assert!(templates_closed("a }} b"));
     assert!(!templates_closed("{{ $labels.a"));
     assert!(!templates_closed("{{ a }} {{ b"));
+}
+
+#[test]
+fn loki_groups_are_checked_for_structure_and_leave_logql_to_the_ruler() {
+    let logql = r#"
+name: errors
+interval: 1m
+rules:
+  - alert: ManyErrors
+    expr: sum by (app) (rate({namespace="shop"} |= "error" [5m])) > 10
+    for: 5m
+    labels: {severity: warning}
+  - record: app:log_lines:rate5m
+    expr: sum by (app) (rate({namespace="shop"}[5m]))
+"#;
+    assert!(problems_for(logql, RulerKind::Loki).is_empty());
+    // The same LogQL is no PromQL: a Mimir file with it is refused.
+    let p = problems_of(logql);
+    assert!(p.iter().any(|p| p.contains("invalid PromQL")), "{p:?}");
+    // Structure is still checked for Loki.
+    let p = problems_for(
+        "name: x\nrules:\n  - record: bad name\n    expr: x\n  - alert: A\n    for: 5x\n    expr: y\n",
+        RulerKind::Loki,
+    );
+    assert!(p.iter().any(|p| p.contains("rules[0].record")), "{p:?}");
+    assert!(p.iter().any(|p| p.contains("rules[1].for")), "{p:?}");
+    let p = problems_for(
+        "name: x\nsource_tenants: [a]\nrules:\n  - alert: A\n    expr: y\n",
+        RulerKind::Loki,
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("groups[0].source_tenants:"), "{p:?}");
+    let p = problems_for("name: x\nrules:\n  - alert: A\n", RulerKind::Loki);
+    assert!(
+        p.iter().any(|p| p.contains("rules[0].expr: must be set")),
+        "{p:?}"
+    );
 }

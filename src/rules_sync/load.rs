@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::group::{check_group, check_unique_names, Group};
-use super::raw::{RawGroup, RawRuleDoc, RawRulesSync};
+use super::kind::{RulerKind, RULER_LABEL};
+use super::raw::{RawGroup, RawRuleDoc, RawRulesSync, Scalar};
 use crate::config::{Tenant, Upstream, DEFAULT_TENANT};
 use crate::yaml_dir::{read_documents, yaml_files};
 
@@ -17,8 +18,6 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PREFIX: &str = "lgtm-";
 pub const API_VERSION: &str = "monitoring.coreos.com/v1";
 pub const KIND: &str = "PrometheusRule";
-/// The upstream whose ruler API gets a tenant's rules.
-pub const RULER_UPSTREAM: &str = "prometheus";
 
 /// The validated `[rules_sync]`, files included.
 #[derive(Debug, Clone)]
@@ -40,8 +39,10 @@ pub struct RulesSync {
 /// One ruler and what it should hold under the prefix.
 #[derive(Debug, Clone)]
 pub struct RulerTarget {
-    /// The tenants whose prometheus upstream is this ruler (usually one).
+    /// The tenants whose prometheus (or loki) upstream is this ruler
+    /// (usually one).
     pub tenants: Vec<String>,
+    pub kind: RulerKind,
     pub upstream: Upstream,
     /// Ruler namespace -> groups, in file order.
     pub namespaces: BTreeMap<String, Vec<Group>>,
@@ -51,6 +52,14 @@ impl RulerTarget {
     /// The `tenant` label of its metrics and logs.
     pub fn label(&self) -> String {
         self.tenants.join("+")
+    }
+
+    /// Its key in /health: the tenant label, with `/loki` for Loki's.
+    pub fn status_key(&self) -> String {
+        match self.kind {
+            RulerKind::Mimir => self.label(),
+            RulerKind::Loki => format!("{}/loki", self.label()),
+        }
     }
 
     pub fn group_count(&self) -> usize {
@@ -83,9 +92,10 @@ pub fn validate(
     }
     let (rulers, by_tenant) = rulers(upstreams, tenants);
     if rulers.is_empty() {
-        problems.push(format!(
-            "rules_sync: no tenant has a {RULER_UPSTREAM} upstream (the ruler rules are synced to)"
-        ));
+        problems.push(
+            "rules_sync: no tenant has a prometheus or loki upstream (rules are synced to their rulers)"
+                .to_string(),
+        );
     }
     let mut rs = RulesSync {
         dir: raw.dir.clone(),
@@ -132,22 +142,30 @@ pub fn validate(
     rs
 }
 
-/// Distinct rulers: tenants whose prometheus upstream is the same URL,
-/// user and org ID share one (so no tenant deletes another's groups).
+/// Which ruler a tenant's files of one kind go to.
+type ByTenant = BTreeMap<(String, RulerKind), usize>;
+
+/// Distinct rulers, Mimir's and Loki's: tenants whose prometheus (or loki)
+/// upstream is the same URL, user and org ID share one (so no tenant
+/// deletes another's groups).
 fn rulers(
     upstreams: &BTreeMap<String, Upstream>,
     tenants: &BTreeMap<String, Tenant>,
-) -> (Vec<RulerTarget>, BTreeMap<String, usize>) {
+) -> (Vec<RulerTarget>, ByTenant) {
     let mut rulers: Vec<RulerTarget> = Vec::new();
     let mut by_tenant = BTreeMap::new();
     let all = std::iter::once((DEFAULT_TENANT, upstreams))
         .chain(tenants.iter().map(|(n, t)| (n.as_str(), &t.upstreams)));
-    for (name, ups) in all {
-        let Some(up) = ups.get(RULER_UPSTREAM) else {
+    let all = RulerKind::ALL
+        .into_iter()
+        .flat_map(|kind| all.clone().map(move |(name, ups)| (kind, name, ups)));
+    for (kind, name, ups) in all {
+        let Some(up) = ups.get(kind.upstream()) else {
             continue;
         };
         let same = |r: &RulerTarget| {
-            r.upstream.url() == up.url()
+            r.kind == kind
+                && r.upstream.url() == up.url()
                 && r.upstream.tenant == up.tenant
                 && r.upstream.credentials.as_ref().map(|c| &c.user)
                     == up.credentials.as_ref().map(|c| &c.user)
@@ -160,13 +178,14 @@ fn rulers(
             None => {
                 rulers.push(RulerTarget {
                     tenants: vec![name.to_string()],
+                    kind,
                     upstream: up.clone(),
                     namespaces: BTreeMap::new(),
                 });
                 rulers.len() - 1
             }
         };
-        by_tenant.insert(name.to_string(), i);
+        by_tenant.insert((name.to_string(), kind), i);
     }
     (rulers, by_tenant)
 }
@@ -181,13 +200,14 @@ struct Wanted<'a> {
     /// `spec.groups` or `groups`: where problems point.
     at: &'static str,
     tenant_key: &'static str,
+    kind: RulerKind,
     groups: &'a [RawGroup],
 }
 
 fn load_file(
     path: &Path,
     tenants: &BTreeMap<String, Tenant>,
-    by_tenant: &BTreeMap<String, usize>,
+    by_tenant: &ByTenant,
     owner: &mut BTreeMap<(usize, String), String>,
     rs: &mut RulesSync,
 ) {
@@ -248,16 +268,21 @@ fn load_file(
             }
         };
         let tenant = tenant.as_str();
-        let ruler = by_tenant.get(tenant).copied();
+        let kind = wanted.kind;
+        let upstream = kind.upstream();
+        let ruler = by_tenant.get(&(tenant.to_string(), kind)).copied();
         if ruler.is_none() {
             let why = match wanted.tenant {
-                Some(_) if by_tenant.is_empty() => {
-                    "no tenant has a prometheus upstream".to_string()
+                Some(_) if !by_tenant.keys().any(|(_, k)| *k == kind) => {
+                    format!(
+                        "no tenant has a {upstream} upstream (the {} ruler)",
+                        kind.as_str()
+                    )
                 }
                 Some(_) => {
-                    format!("tenant {tenant:?} does not exist or has no {RULER_UPSTREAM} upstream")
+                    format!("tenant {tenant:?} does not exist or has no {upstream} upstream")
                 }
-                None => format!("missing, and the default tenant has no {RULER_UPSTREAM} upstream"),
+                None => format!("missing, and the default tenant has no {upstream} upstream"),
             };
             found.push(format!("{}: {why}", wanted.tenant_key));
         }
@@ -265,7 +290,7 @@ fn load_file(
             .groups
             .iter()
             .enumerate()
-            .filter_map(|(i, g)| check_group(g, &format!("{}[{i}]", wanted.at), &mut found))
+            .filter_map(|(i, g)| check_group(g, kind, &format!("{}[{i}]", wanted.at), &mut found))
             .collect();
         check_unique_names(&groups, wanted.at, &mut found);
         let ns = wanted.namespace;
@@ -316,12 +341,15 @@ fn wanted<'a>(
         let Some(groups) = &doc.groups else {
             return Err(("groups: missing".into(), Some(namespace)));
         };
+        let kind =
+            ruler_kind(doc.ruler.as_ref(), "ruler").map_err(|e| (e, Some(namespace.clone())))?;
         return Ok(Wanted {
             namespace,
             tenant: doc.tenant.as_ref().map(|t| t.0.clone()),
             k8s_namespace: None,
             at: "groups",
             tenant_key: "tenant",
+            kind,
             groups,
         });
     }
@@ -343,12 +371,17 @@ fn wanted<'a>(
         .filter(|n| !n.is_empty())
         .unwrap_or("default");
     let namespace = format!("{prefix}{k8s_ns}-{name}");
-    if doc.groups.is_some() || doc.tenant.is_some() {
+    if doc.groups.is_some() || doc.tenant.is_some() || doc.ruler.is_some() {
         return Err((
-            "groups/tenant: a PrometheusRule has spec.groups and metadata.labels.tenant".into(),
+            format!("groups/tenant/ruler: a PrometheusRule has spec.groups, metadata.labels.tenant and metadata.labels[\"{RULER_LABEL}\"]"),
             Some(namespace),
         ));
     }
+    let kind = ruler_kind(
+        meta.and_then(|m| m.labels.get(RULER_LABEL)),
+        &format!("metadata.labels[\"{RULER_LABEL}\"]"),
+    )
+    .map_err(|e| (e, Some(namespace.clone())))?;
     let Some(spec) = &doc.spec else {
         return Err(("spec.groups: missing".into(), Some(namespace)));
     };
@@ -360,8 +393,18 @@ fn wanted<'a>(
         k8s_namespace: Some(k8s_ns.to_string()),
         at: "spec.groups",
         tenant_key: "metadata.labels.tenant",
+        kind,
         groups: &spec.groups,
     })
+}
+
+/// The ruler a file names at `key` (Mimir's when it names none).
+fn ruler_kind(value: Option<&Scalar>, key: &str) -> Result<RulerKind, String> {
+    match value {
+        None => Ok(RulerKind::Mimir),
+        Some(v) => RulerKind::parse(&v.0)
+            .ok_or_else(|| format!("{key}: {:?} is not a ruler (mimir or loki)", v.0)),
+    }
 }
 
 #[cfg(test)]

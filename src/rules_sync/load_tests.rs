@@ -278,7 +278,7 @@ fn config_problems_name_their_key() {
         .unwrap_err();
     assert!(
         e.0.join("\n")
-            .contains("rules_sync: no tenant has a prometheus upstream"),
+            .contains("rules_sync: no tenant has a prometheus or loki upstream"),
         "{e:?}"
     );
 }
@@ -306,4 +306,68 @@ fn other_documents_and_shapes_are_problems() {
     assert!(all.contains("nometa.yaml: metadata.name: missing"), "{all}");
     assert!(all.contains("plain.yaml: groups: missing"), "{all}");
     assert!(rs.keep.contains("lgtm-plain"));
+}
+
+#[test]
+fn a_file_names_its_ruler_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    // stage has a loki upstream too; prod has none.
+    let extra_tenants = "[tenants.stage.upstreams.loki]\nurl = \"https://logs.example\"\nuser = \"l1\"\ntoken = \"t\"\n";
+    let group = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'count_over_time({a=\"b\"}[1m]) > 0'\n";
+    write(
+        dir.path(),
+        "stage-logs.yaml",
+        &format!("tenant: stage\nruler: loki\n{group}"),
+    );
+    write(
+        dir.path(),
+        "prod-logs.yaml",
+        &format!("tenant: prod\nruler: loki\n{group}"),
+    );
+    write(
+        dir.path(),
+        "odd.yaml",
+        &format!("tenant: stage\nruler: Loki\n{group}"),
+    );
+    write(
+        dir.path(),
+        "both.yaml",
+        &STAGE_RULE.replace("spec:\n", "ruler: loki\nspec:\n"),
+    );
+    let toml = format!(
+        "{TENANTS}\n{extra_tenants}\n[rules_sync]\ndir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let c = layer(Some(&toml), Vec::new()).and_then(validate).unwrap();
+    let rs = c.rules_sync.as_ref().unwrap();
+    let all = rs.problems.join("\n");
+    assert!(
+        all.contains(
+            "prod-logs.yaml: tenant: tenant \"prod\" does not exist or has no loki upstream"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("odd.yaml: ruler: \"Loki\" is not a ruler (mimir or loki)"),
+        "{all}"
+    );
+    assert!(all.contains("both.yaml: groups/tenant/ruler:"), "{all}");
+    assert_eq!(rs.problems.len(), 3, "{all}");
+    let loki: Vec<_> = rs
+        .rulers
+        .iter()
+        .filter(|r| r.kind == super::RulerKind::Loki)
+        .collect();
+    assert_eq!(loki.len(), 1);
+    assert_eq!(loki[0].status_key(), "stage/loki");
+    assert_eq!(
+        loki[0].namespaces.keys().collect::<Vec<_>>(),
+        ["lgtm-stage-logs"]
+    );
+    // The LogQL group went to Loki's ruler only.
+    assert!(rs
+        .rulers
+        .iter()
+        .filter(|r| r.kind == super::RulerKind::Mimir)
+        .all(|r| r.namespaces.is_empty()));
 }

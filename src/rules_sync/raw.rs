@@ -1,6 +1,6 @@
 //! Rules sync as written: the `[rules_sync]` TOML table, and the YAML of a
 //! rule file (a PrometheusRule resource or a plain Prometheus rule file
-//! with an optional top-level `tenant:`). Unknown keys are refused where
+//! with an optional top-level `tenant:` and `ruler:`). Unknown keys are refused where
 //! Prometheus refuses them; Kubernetes metadata may hold anything.
 
 use std::collections::BTreeMap;
@@ -34,6 +34,8 @@ pub struct RawRuleDoc {
     pub status: Option<IgnoredAny>,
     /// Plain rule files: the tenant whose ruler gets the groups.
     pub tenant: Option<Scalar>,
+    /// Plain rule files: `mimir` (the default) or `loki`.
+    pub ruler: Option<Scalar>,
     /// Plain rule files: the groups (Prometheus' rule file format).
     pub groups: Option<Vec<RawGroup>>,
 }

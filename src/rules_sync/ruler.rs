@@ -1,7 +1,7 @@
 //! One tenant's ruler: Mimir's ruler configuration API on its prometheus
-//! upstream (`/api/prom/config/v1/rules[/{namespace}[/{group}]]`, YAML
-//! bodies), reached with the upstream's own credentials, org ID, CA and
-//! timeouts.
+//! upstream (`/api/prom/config/v1/rules[/{namespace}[/{group}]]`) or Loki's
+//! on its loki upstream (`/loki/api/v1/rules[...]`), YAML bodies, reached
+//! with the upstream's own credentials, org ID, CA and timeouts.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +9,11 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use super::group::Group;
+use super::kind::RulerKind;
 use crate::config::Upstream;
 use crate::proxy::own_api::{percent_encode, ApiError, UpstreamApi};
 use crate::proxy::ClientSet;
 
-/// The ruler API under the upstream's URL.
-pub const RULES_PATH: &str = "/api/prom/config/v1/rules";
 /// A ruler's whole rule set is read at once; beyond this it is refused.
 const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
 /// Answers to changes are a status line at most.
@@ -28,9 +27,9 @@ pub struct Ruler {
 }
 
 impl Ruler {
-    pub fn new(clients: &mut ClientSet, up: &Upstream) -> Self {
+    pub fn new(clients: &mut ClientSet, up: &Upstream, kind: RulerKind) -> Self {
         Ruler {
-            api: UpstreamApi::new(clients, up, RULES_PATH),
+            api: UpstreamApi::new(clients, up, kind.rules_path()),
         }
     }
 
@@ -38,7 +37,7 @@ impl Ruler {
         self.api.url()
     }
 
-    /// Every namespace and group (a 404 is Mimir's "no rule groups").
+    /// Every namespace and group (a 404 is the ruler's "no rule groups").
     pub async fn list(&self) -> Result<RuleSet, ApiError> {
         let url = self.api.url();
         let (status, body) = self

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::kind::RulerKind;
 use super::load::RulesSync;
 use super::plan::{plan, Action, Guard};
 use super::ruler::Ruler;
@@ -31,7 +32,7 @@ impl Active {
             rulers: rs
                 .rulers
                 .iter()
-                .map(|r| Ruler::new(clients, &r.upstream))
+                .map(|r| Ruler::new(clients, &r.upstream, r.kind))
                 .collect(),
             rs: rs.clone(),
         })
@@ -42,6 +43,9 @@ impl Active {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub tenant: String,
+    pub ruler: RulerKind,
+    /// Its key in /health (`RulerTarget::status_key`).
+    pub key: String,
     pub url: String,
     /// `create ns/group`, ... in the order applied.
     pub changes: Vec<(Action, String)>,
@@ -67,6 +71,8 @@ pub async fn sync_ruler(active: &Active, i: usize, dry: bool) -> Report {
     let ruler = &active.rulers[i];
     let mut report = Report {
         tenant: target.label(),
+        ruler: target.kind,
+        key: target.status_key(),
         url: ruler.url().to_string(),
         changes: Vec::new(),
         unchanged: 0,
@@ -122,7 +128,13 @@ pub async fn pass(active: &Arc<Active>, dry: bool) -> Vec<Report> {
 /// The dry-run plan, as `rules-sync --dry-run` prints it.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "tenant {} ({}):", self.tenant, self.url)?;
+        writeln!(
+            f,
+            "tenant {} {} ruler ({}):",
+            self.tenant,
+            self.ruler.as_str(),
+            self.url
+        )?;
         if let Some(e) = &self.unreachable {
             return writeln!(f, "  ruler unreachable: {e}");
         }
@@ -193,19 +205,20 @@ impl Syncer {
         }
         {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            status.retain(|t, _| rs.rulers.iter().any(|r| r.label() == *t));
+            status.retain(|key, _| rs.rulers.iter().any(|r| r.status_key() == *key));
             for r in &rs.rulers {
                 let t = r.label();
+                let ruler = r.kind.as_str();
                 for result in ["success", "failure"] {
-                    m.syncs.with_label_values(&[&t, result]);
+                    m.syncs.with_label_values(&[&t, ruler, result]);
                 }
                 for a in Action::ALL {
-                    m.changes.with_label_values(&[&t, a.as_str()]);
+                    m.changes.with_label_values(&[&t, ruler, a.as_str()]);
                 }
                 m.groups
-                    .with_label_values(&[&t])
+                    .with_label_values(&[&t, ruler])
                     .set(r.group_count() as i64);
-                let s = status.entry(t).or_insert_with(|| Status {
+                let s = status.entry(r.status_key()).or_insert_with(|| Status {
                     state: "starting",
                     ..Status::default()
                 });
@@ -279,13 +292,17 @@ async fn run(
 fn record(r: &Report, metrics: &Metrics, status: &Mutex<BTreeMap<String, Status>>) {
     let m = &metrics.rules_sync;
     let t = r.tenant.as_str();
+    let ruler = r.ruler.as_str();
     for (action, what) in &r.changes {
-        m.changes.with_label_values(&[t, action.as_str()]).inc();
-        tracing::info!(tenant = t, action = action.as_str(), group = %what, "rule group synced");
+        m.changes
+            .with_label_values(&[t, ruler, action.as_str()])
+            .inc();
+        tracing::info!(tenant = t, ruler, action = action.as_str(), group = %what, "rule group synced");
     }
     if !r.held.is_empty() {
         tracing::warn!(
             tenant = t,
+            ruler,
             held = r.held.len(),
             "rule group deletions held while a rule file is invalid"
         );
@@ -298,16 +315,16 @@ fn record(r: &Report, metrics: &Metrics, status: &Mutex<BTreeMap<String, Status>
     let now = unix_now();
     match &error {
         None => {
-            m.syncs.with_label_values(&[t, "success"]).inc();
-            m.last_success.with_label_values(&[t]).set(now);
+            m.syncs.with_label_values(&[t, ruler, "success"]).inc();
+            m.last_success.with_label_values(&[t, ruler]).set(now);
         }
         Some(e) => {
-            m.syncs.with_label_values(&[t, "failure"]).inc();
-            tracing::warn!(tenant = t, error = %e, "rules sync failed; retried next interval");
+            m.syncs.with_label_values(&[t, ruler, "failure"]).inc();
+            tracing::warn!(tenant = t, ruler, error = %e, "rules sync failed; retried next interval");
         }
     }
     let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(s) = status.get_mut(t) {
+    if let Some(s) = status.get_mut(&r.key) {
         s.state = if error.is_none() { "ok" } else { "failing" };
         if error.is_none() {
             s.last_success = Some(now);

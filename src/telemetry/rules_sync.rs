@@ -1,15 +1,16 @@
 //! Metrics of the rules sync. Labels are bounded by config: the tenant
-//! (tenants sharing one ruler joined with `+`) and the action.
+//! (tenants sharing one ruler joined with `+`), the ruler (`mimir` or
+//! `loki`) and the action.
 
 use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct RulesSyncMetrics {
-    /// `lgtm_proxy_rules_sync_total{tenant,result}`: passes per ruler.
+    /// `lgtm_proxy_rules_sync_total{tenant,ruler,result}`: passes per ruler.
     pub syncs: IntCounterVec,
-    /// `lgtm_proxy_rules_groups{tenant}`: groups the proxy manages there.
+    /// `lgtm_proxy_rules_groups{tenant,ruler}`: groups the proxy manages there.
     pub groups: IntGaugeVec,
     pub last_success: GaugeVec,
-    /// `lgtm_proxy_rules_sync_changes_total{tenant,action}`.
+    /// `lgtm_proxy_rules_sync_changes_total{tenant,ruler,action}`.
     pub changes: IntCounterVec,
     pub invalid_files: IntGauge,
 }
@@ -21,7 +22,7 @@ impl RulesSyncMetrics {
                 "lgtm_proxy_rules_sync_total",
                 "Rules sync passes per tenant ruler: success (ruler read and every change applied) or failure.",
             ),
-            &["tenant", "result"],
+            &["tenant", "ruler", "result"],
         )
         .expect("static metric definition");
         let groups = IntGaugeVec::new(
@@ -29,7 +30,7 @@ impl RulesSyncMetrics {
                 "lgtm_proxy_rules_groups",
                 "Rule groups from valid rule files that the proxy keeps on the tenant's ruler.",
             ),
-            &["tenant"],
+            &["tenant", "ruler"],
         )
         .expect("static metric definition");
         let last_success = GaugeVec::new(
@@ -37,7 +38,7 @@ impl RulesSyncMetrics {
                 "lgtm_proxy_rules_sync_last_success_timestamp_seconds",
                 "Unix time of the tenant ruler's last successful sync pass.",
             ),
-            &["tenant"],
+            &["tenant", "ruler"],
         )
         .expect("static metric definition");
         let changes = IntCounterVec::new(
@@ -45,7 +46,7 @@ impl RulesSyncMetrics {
                 "lgtm_proxy_rules_sync_changes_total",
                 "Rule groups created, updated or deleted on a tenant's ruler.",
             ),
-            &["tenant", "action"],
+            &["tenant", "ruler", "action"],
         )
         .expect("static metric definition");
         let invalid_files = IntGauge::new(

@@ -1,7 +1,10 @@
 //! An in-process Mimir configuration API, as documented: the ruler's
 //! `GET/POST/DELETE /api/prom/config/v1/rules[/{namespace}[/{group}]]` and
 //! the Alertmanager's `GET/POST/DELETE /api/v1/alerts`, YAML bodies, state
-//! kept per `X-Scope-OrgID`. Each org may require one Authorization value
+//! kept per `X-Scope-OrgID`. Loki's ruler API (`/loki/api/v1/rules[...]`,
+//! the same shape) is served beside it with its own rule store; like Loki,
+//! it refuses a group with an expression that has no stream selector
+//! (`{...}`), as a LogQL parse error. Each org may require one Authorization value
 //! (401 otherwise). Every call is recorded.
 
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 const RULES: &str = "/api/prom/config/v1/rules";
+const LOKI_RULES: &str = "/loki/api/v1/rules";
 const ALERTS: &str = "/api/v1/alerts";
 
 #[derive(Debug, Clone)]
@@ -33,6 +37,8 @@ pub struct Call {
 struct Org {
     /// namespace -> group name -> the group's YAML as posted.
     rules: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>,
+    /// The same for Loki's ruler.
+    loki_rules: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>,
     alertmanager: Option<String>,
 }
 
@@ -84,25 +90,44 @@ impl Mimir {
 
     /// Put a group in place as if someone else had (no call recorded).
     pub fn seed_group(&self, org: &str, namespace: &str, yaml: &str) {
+        self.seed(false, org, namespace, yaml)
+    }
+
+    /// The same in Loki's ruler.
+    pub fn seed_loki_group(&self, org: &str, namespace: &str, yaml: &str) {
+        self.seed(true, org, namespace, yaml)
+    }
+
+    fn seed(&self, loki: bool, org: &str, namespace: &str, yaml: &str) {
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
         let name = v["name"].as_str().unwrap().to_string();
         let mut i = self.inner.lock().unwrap();
-        i.orgs
-            .entry(org.into())
-            .or_default()
-            .rules
-            .entry(namespace.into())
-            .or_default()
-            .insert(name, v);
+        let o = i.orgs.entry(org.into()).or_default();
+        let rules = if loki {
+            &mut o.loki_rules
+        } else {
+            &mut o.rules
+        };
+        rules.entry(namespace.into()).or_default().insert(name, v);
     }
 
     /// `namespace -> group names` held for `org`.
     pub fn groups(&self, org: &str) -> BTreeMap<String, Vec<String>> {
+        self.names(false, org)
+    }
+
+    /// The same in Loki's ruler.
+    pub fn loki_groups(&self, org: &str) -> BTreeMap<String, Vec<String>> {
+        self.names(true, org)
+    }
+
+    fn names(&self, loki: bool, org: &str) -> BTreeMap<String, Vec<String>> {
         let i = self.inner.lock().unwrap();
         i.orgs
             .get(org)
             .map(|o| {
-                o.rules
+                let rules = if loki { &o.loki_rules } else { &o.rules };
+                rules
                     .iter()
                     .map(|(ns, gs)| (ns.clone(), gs.keys().cloned().collect()))
                     .collect()
@@ -114,6 +139,22 @@ impl Mimir {
     pub fn group(&self, org: &str, namespace: &str, name: &str) -> Option<serde_yaml_ng::Value> {
         let i = self.inner.lock().unwrap();
         i.orgs.get(org)?.rules.get(namespace)?.get(name).cloned()
+    }
+
+    /// One group as Loki's ruler holds it, or `None`.
+    pub fn loki_group(
+        &self,
+        org: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_yaml_ng::Value> {
+        let i = self.inner.lock().unwrap();
+        i.orgs
+            .get(org)?
+            .loki_rules
+            .get(namespace)?
+            .get(name)
+            .cloned()
     }
 
     /// Remove a group behind the proxy's back (drift).
@@ -150,6 +191,14 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every rule's expression has a stream selector: the least LogQL needs.
+fn logql_like(group: &serde_yaml_ng::Value) -> bool {
+    group["rules"].as_sequence().is_some_and(|rs| {
+        rs.iter()
+            .all(|r| r["expr"].as_str().is_some_and(|e| e.contains('{')))
+    })
 }
 
 fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -222,8 +271,15 @@ async fn handle(
             _ => answer(StatusCode::METHOD_NOT_ALLOWED, ""),
         });
     }
-    let Some(rest) = path.strip_prefix(RULES) else {
-        return Ok(answer(StatusCode::NOT_FOUND, "404 page not found"));
+    let (rest, loki) = match (path.strip_prefix(RULES), path.strip_prefix(LOKI_RULES)) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Ok(answer(StatusCode::NOT_FOUND, "404 page not found")),
+    };
+    let rules = if loki {
+        &mut o.loki_rules
+    } else {
+        &mut o.rules
     };
     let parts: Vec<String> = rest
         .split('/')
@@ -240,13 +296,13 @@ async fn handle(
     };
     Ok(match (method, parts.as_slice()) {
         (Method::GET, []) => {
-            if o.rules.values().all(|g| g.is_empty()) {
+            if rules.values().all(|g| g.is_empty()) {
                 answer(StatusCode::NOT_FOUND, "no rule groups found")
             } else {
-                answer(StatusCode::OK, listing(&o.rules))
+                answer(StatusCode::OK, listing(rules))
             }
         }
-        (Method::GET, [ns]) => match o.rules.get(ns) {
+        (Method::GET, [ns]) => match rules.get(ns) {
             Some(gs) if !gs.is_empty() => {
                 let one: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>> =
                     [(ns.clone(), gs.clone())].into();
@@ -254,26 +310,30 @@ async fn handle(
             }
             _ => answer(StatusCode::NOT_FOUND, "no rule groups found"),
         },
-        (Method::GET, [ns, g]) => match o.rules.get(ns).and_then(|gs| gs.get(g)) {
+        (Method::GET, [ns, g]) => match rules.get(ns).and_then(|gs| gs.get(g)) {
             Some(v) => answer(StatusCode::OK, serde_yaml_ng::to_string(v).unwrap()),
             None => answer(StatusCode::NOT_FOUND, "group does not exist"),
         },
         (Method::POST, [ns]) => match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&body) {
+            Ok(v) if loki && !logql_like(&v) => answer(
+                StatusCode::BAD_REQUEST,
+                "parse error at line 1, col 1: syntax error: unexpected IDENTIFIER",
+            ),
             Ok(v) if v["name"].is_string() => {
                 let name = v["name"].as_str().unwrap().to_string();
-                o.rules.entry(ns.clone()).or_default().insert(name, v);
+                rules.entry(ns.clone()).or_default().insert(name, v);
                 answer(StatusCode::ACCEPTED, "{\"status\":\"success\"}")
             }
             _ => answer(StatusCode::BAD_REQUEST, "unable to decode rule group"),
         },
-        (Method::DELETE, [ns]) => match o.rules.remove(ns) {
+        (Method::DELETE, [ns]) => match rules.remove(ns) {
             Some(_) => answer(StatusCode::ACCEPTED, ""),
             None => answer(StatusCode::NOT_FOUND, "no rule groups found"),
         },
-        (Method::DELETE, [ns, g]) => match o.rules.get_mut(ns).and_then(|gs| gs.remove(g)) {
+        (Method::DELETE, [ns, g]) => match rules.get_mut(ns).and_then(|gs| gs.remove(g)) {
             Some(_) => {
-                if o.rules.get(ns).is_some_and(|gs| gs.is_empty()) {
-                    o.rules.remove(ns);
+                if rules.get(ns).is_some_and(|gs| gs.is_empty()) {
+                    rules.remove(ns);
                 }
                 answer(StatusCode::ACCEPTED, "")
             }
