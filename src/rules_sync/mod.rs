@@ -16,6 +16,7 @@ pub mod plan;
 pub mod raw;
 pub mod ruler;
 pub mod syncer;
+pub mod wanted;
 
 pub use kind::RulerKind;
 pub use load::{RulerTarget, RulesSync};
