@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::tls::{https_client, tls_connect, TestCa};
 use common::*;
 use http::Request;
@@ -21,13 +20,6 @@ fn write(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
 /// The proxy's own handshake and connection errors go to its logs, which a
 /// test that times out prints.
 const DEBUG: &str = "info,lgtm_proxy=debug";
-
-fn basic(user: &str, token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mtls_client_certificate_selects_its_tenant_client() {

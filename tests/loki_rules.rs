@@ -11,7 +11,6 @@ mod common;
 
 use std::path::Path;
 
-use base64::Engine as _;
 use common::mimir::Mimir;
 use common::*;
 
@@ -22,13 +21,6 @@ const PROD_LOGS: &str = "prod-logs";
 const LOKI_RULES: &str = "/loki/api/v1/rules";
 const STAGE_LOKI_NS: &str = "lgtm-webapp-webapp-logs";
 const LOGQL: &str = r#"sum by (app) (rate({namespace="webapp"} |= "error" [5m])) > 10"#;
-
-fn basic(user: &str, token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-    )
-}
 
 fn config(url: &str, dir: &Path) -> String {
     format!(

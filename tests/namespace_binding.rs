@@ -12,7 +12,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use common::prometheus::Prometheus;
 use common::proxy;
 use common::*;
@@ -46,13 +45,6 @@ fn grafana_cloud(tenant: Option<&str>) -> String {
 
 fn external(url: &str, extra: &str) -> String {
     format!("    target: {{type: remote_write}}\n    remoteWrite:\n      url: {url}\n{extra}")
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) {

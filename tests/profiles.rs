@@ -10,7 +10,6 @@ mod common;
 
 use std::process::Command;
 
-use base64::Engine as _;
 use common::spelling::{raw_request, refused, spellings, token_file};
 use common::*;
 use http::{Method, Request, Version};
@@ -30,13 +29,6 @@ fn sdk_push(server: String, seconds: &str) {
         "the Pyroscope SDK failed (run scripts/test.sh, which installs it):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn basic(user: &str, token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use base64::Engine as _;
 use common::mimir::{Call, Mimir};
 use common::prometheus::Prometheus;
 use common::*;
@@ -18,14 +17,6 @@ const STAGE_ORG: &str = "111";
 const PROD_ORG: &str = "222";
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rules");
 const STAGE_NS: &str = "lgtm-webapp-webapp-rules";
-
-fn basic(user: &str, token: &str) -> String {
-    let raw = format!("{user}:{token}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
 
 /// A Mimir that only answers each org with that tenant's credentials.
 async fn mimir() -> Mimir {

@@ -12,7 +12,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -99,13 +98,6 @@ where
             _ => {}
         }
     }
-}
-
-fn basic(user: &str, token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-    )
 }
 
 async fn connect(proxy: &ProxyProc, path: &str) -> tokio_tungstenite::WebSocketStream<TcpStream> {

@@ -248,3 +248,12 @@ pub fn sample(metrics: &str, needles: &[&str]) -> Option<f64> {
         .find(|l| needles.iter().all(|n| l.contains(n)))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// `Authorization: Basic` for `user:token`, as the proxy injects it.
+pub fn basic(user: &str, token: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
+}
