@@ -17,13 +17,15 @@ use http::{Method, Request, Version};
 const PUSH: &str = "/push.v1.PusherService/Push";
 const QUERY: &str = "/querier.v1.QuerierService/SelectMergeStacktraces";
 
-/// The SDK profiles a busy loop for `seconds` and pushes to `server`.
+/// The SDK profiles a busy loop for `seconds` and pushes to `server`,
+/// within 60 s.
 fn sdk_push(server: String, seconds: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/pyroscope_push.py");
-    let out = Command::new("python3")
-        .args([script, &server, seconds])
+    // Bounded: an SDK that never finishes fails the test, not CI's clock.
+    let out = Command::new("timeout")
+        .args(["--kill-after=5", "60", "python3", script, &server, seconds])
         .output()
-        .expect("python3");
+        .expect("timeout (coreutils) and python3");
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("pushed"),
         "the Pyroscope SDK failed (run scripts/test.sh, which installs it):\n{}",

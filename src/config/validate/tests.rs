@@ -21,6 +21,16 @@ fn problems(toml: &str, vars: &[(&str, &str)]) -> Vec<String> {
     from(toml, vars).expect_err("config should be invalid").0
 }
 
+/// The token upstream `name` of `c` sends.
+fn token_of<'a>(c: &'a Config, name: &str) -> &'a str {
+    c.upstreams[name]
+        .credentials
+        .as_ref()
+        .unwrap()
+        .token
+        .expose()
+}
+
 fn has(problems: &[String], needle: &str) -> bool {
     problems.iter().any(|p| p.contains(needle))
 }
@@ -133,15 +143,7 @@ fn token_files_are_read_trimmed_and_checked() {
         ],
     )
     .unwrap();
-    assert_eq!(
-        c.upstreams["loki"]
-            .credentials
-            .as_ref()
-            .unwrap()
-            .token
-            .expose(),
-        "glc_from_file"
-    );
+    assert_eq!(token_of(&c, "loki"), "glc_from_file");
 
     let p = problems(
         "",

@@ -174,15 +174,7 @@ fn an_env_secret_replaces_the_files_other_form() {
         &[("LGTM_LOKI_TOKEN", "from-env"), ("LGTM_TOKEN", "shared-env")],
     )
     .unwrap();
-    assert_eq!(
-        c.upstreams["loki"]
-            .credentials
-            .as_ref()
-            .unwrap()
-            .token
-            .expose(),
-        "from-env"
-    );
+    assert_eq!(token_of(&c, "loki"), "from-env");
     let dir = tempfile::tempdir().unwrap();
     let f = secret_file(&dir, "t", "from-env-file\n");
     let c = from(
@@ -190,13 +182,5 @@ fn an_env_secret_replaces_the_files_other_form() {
         &[("LGTM_LOKI_TOKEN_FILE", f.as_str())],
     )
     .unwrap();
-    assert_eq!(
-        c.upstreams["loki"]
-            .credentials
-            .as_ref()
-            .unwrap()
-            .token
-            .expose(),
-        "from-env-file"
-    );
+    assert_eq!(token_of(&c, "loki"), "from-env-file");
 }
